@@ -1,0 +1,210 @@
+"""The reverse sweep: walk the tape backwards and apply each primitive's VJP rules.
+
+One function, `backprop`, serves `Tensor.backward` (accumulate into leaves' `.grad`)
+and the function transforms (return gradients with respect to chosen tensors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import state
+from .errors import GradientError, InplaceModificationError, ShapeError
+from .primitive import check_finite
+from .tensor import Tensor
+
+
+def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Tensors that require grad reachable from ``roots``, every parent before its children.
+
+    Iterative, so a chain of a million ops does not hit Python's recursion limit.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        node = t._node
+        if node is not None:
+            for a in node.args:
+                if isinstance(a, Tensor) and a.requires_grad and id(a) not in seen:
+                    stack.append((a, False))
+    return order
+
+
+def reduce_to_shape(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    r"""Sum a broadcast cotangent back to an input's shape and dtype.
+
+    If $y = \mathrm{broadcast}(x)$ then $\bar x = \sum_{\text{broadcast axes}} \bar y$:
+    leading axes that broadcasting added are summed away, and so are axes where the
+    input had size 1. Works on arrays and (for create_graph) on Tensors.
+    """
+    from . import ops
+
+    gshape = g.shape
+    if gshape != shape:
+        lead = len(gshape) - len(shape)
+        if lead < 0:
+            raise ShapeError(f"internal: cotangent of shape {gshape} cannot reduce to input shape {shape}")
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)
+        if axes:
+            g = ops.sum(g, axis=axes, keepdims=True)
+        if lead or g.shape != shape:
+            g = ops.reshape(g, shape)
+    if g.dtype != dtype:
+        g = ops.astype(g, dtype)
+    return g
+
+
+def _check_versions(t: Tensor) -> None:
+    node = t._node
+    saved = node.versions
+    current = tuple(a._version for a in node.args if isinstance(a, Tensor))
+    if saved != current:
+        k = next(i for i, (s, c) in enumerate(zip(saved, current, strict=True)) if s != c)
+        arg = [a for a in node.args if isinstance(a, Tensor)][k]
+        raise InplaceModificationError(
+            f"a tensor of shape {arg.shape} ({arg.dtype}) saved for the backward of op "
+            f"'{node.prim.name}' was modified in place after it was saved (version {saved[k]} -> "
+            f"{current[k]}); the gradient would be wrong. Clone it (dm.tensor(x)) before modifying.")
+
+
+def _owned(g: np.ndarray, seed: Any) -> np.ndarray:
+    """A gradient array safe to hand to a user: not a view, not shared with another leaf."""
+    if g is seed or not g.flags.writeable or g.base is not None:
+        return np.array(g)
+    return g
+
+
+def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[Tensor] | None,
+             create_graph: bool) -> list[Any] | None:
+    """Propagate cotangents ``seeds`` from ``outputs`` backwards.
+
+    With ``inputs`` None, accumulate into ``.grad`` of every leaf that requires grad and
+    return None. Otherwise return the cotangent of each input (None where it has no path).
+    """
+    order = topological_order(outputs)
+    relevant: set[int] | None = None
+    targets: dict[int, int] = {}
+    if inputs is not None:
+        targets = {id(x): k for k, x in enumerate(inputs)}
+        relevant = set()
+        for t in order:  # parents come first, so one pass finds every tensor with a path to an input
+            if id(t) in targets:
+                relevant.add(id(t))
+            elif t._node is not None and any(
+                    isinstance(a, Tensor) and id(a) in relevant for a in t._node.args):
+                relevant.add(id(t))
+    results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
+
+    grads: dict[int, Any] = {}
+    for out, seed in zip(outputs, seeds, strict=True):
+        if create_graph and not isinstance(seed, Tensor):
+            seed = Tensor._wrap(seed)
+        prev = grads.get(id(out))
+        grads[id(out)] = seed if prev is None else prev + seed
+
+    counter = state.flop_counter
+    counting = counter is not None and not create_graph
+    previous_mode = state.grad_enabled
+    state.grad_enabled = create_graph
+    if counter is not None:
+        previous_phase, counter.phase = counter.phase, "backward"
+    try:
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if inputs is not None and id(t) in targets:
+                results[targets[id(t)]] = g
+            node = t._node
+            if node is None:
+                if inputs is None:
+                    _accumulate_leaf(t, g, create_graph)
+                continue
+            _check_versions(t)
+            prim = node.prim
+            kwargs = node.kwargs
+            if create_graph:
+                args: tuple[Any, ...] = node.args
+                ans: Any = t
+            elif counting:
+                args = tuple(Tensor._wrap(a.data) if isinstance(a, Tensor) else a for a in node.args)
+                ans = Tensor._wrap(t.data)
+                g = Tensor._wrap(g)
+            else:
+                args = tuple(a.data if isinstance(a, Tensor) else a for a in node.args)
+                ans = t.data
+            for i, a in enumerate(node.args):
+                if not (isinstance(a, Tensor) and a.requires_grad):
+                    continue
+                if relevant is not None and id(a) not in relevant:
+                    continue
+                gi = prim.vjp_rule(i)(g, ans, *args, **kwargs)
+                if counting and isinstance(gi, Tensor):
+                    gi = gi.data
+                if create_graph:
+                    if not isinstance(gi, Tensor):
+                        gi = Tensor._wrap(np.asarray(gi))
+                elif type(gi) is not np.ndarray:
+                    gi = np.asarray(gi.data if isinstance(gi, Tensor) else gi)
+                gi = reduce_to_shape(gi, a.data.shape, a.data.dtype)
+                if state.anomaly_enabled:
+                    check_finite(gi, prim, tuple(x.data if isinstance(x, Tensor) else x for x in node.args),
+                                 f"backward (gradient of argument {i})")
+                prev = grads.get(id(a))
+                grads[id(a)] = gi if prev is None else prev + gi
+    finally:
+        state.grad_enabled = previous_mode
+        if counter is not None:
+            counter.phase = previous_phase
+    return results if inputs is not None else None
+
+
+def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool) -> None:
+    if create_graph:
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return
+    if leaf.grad is None:
+        leaf.grad = Tensor._wrap(_owned(g, None))
+    else:
+        leaf.grad = Tensor._wrap(leaf.grad.data + g)
+
+
+def make_seed(out: Tensor, grad: Any) -> Any:
+    """The cotangent that starts a backward pass from ``out``."""
+    if grad is None:
+        if out.data.size != 1:
+            raise GradientError(
+                f"backward() of a non-scalar tensor of shape {out.shape} needs grad= (a cotangent of "
+                f"the same shape); reduce it first, e.g. out.sum().backward()")
+        return np.ones_like(out.data)
+    g = grad if isinstance(grad, Tensor) else None
+    arr = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=out.dtype)
+    if arr.shape != out.shape:
+        raise ShapeError(f"backward(grad=...) got a cotangent of shape {arr.shape}; "
+                         f"expected the output's shape {out.shape}")
+    return g if g is not None else np.array(arr)
+
+
+def backward(out: Tensor, grad: Any, create_graph: bool) -> None:
+    if not out.requires_grad:
+        raise GradientError("backward() on a tensor that does not require grad: no input of the "
+                            "computation was created with requires_grad=True (or it ran under no_grad)")
+    seed = make_seed(out, grad)
+    if create_graph and not isinstance(seed, Tensor):
+        seed = Tensor._wrap(seed)
+    elif not create_graph and isinstance(seed, Tensor):
+        seed = seed.data
+    backprop([out], [seed], None, create_graph)

@@ -1,0 +1,532 @@
+r"""Every primitive of the engine, in one table: forward, VJP rules, flop count.
+
+Reading guide. ``prim.defvjp(rule_0, rule_1, ...)`` gives, for each argument, the
+map from the output cotangent $\bar y$ (``g``) to that argument's cotangent
+$\bar x_i = J_i^\top \bar y$; ``ans`` is the primal output. Rules are written with
+operators and the ops of this file, so they run on arrays in a plain backward pass
+and on Tensors when ``create_graph=True`` (higher-order derivatives). Rules may
+return a broadcast shape; the engine sums it back (``backprop.reduce_to_shape``).
+Masks that are piecewise constant (relu, clip, max) are computed on raw data: their
+derivative is zero almost everywhere, which is the correct higher-order behaviour.
+
+Flop convention (used by ``dm.count_flops``): one flop per output element for
+elementwise ops (transcendentals included), one per input element for reductions,
+$2mkn$ per $(m,k)\times(k,n)$ matrix product, zero for shape and indexing ops.
+
+Composite functions (mean, var, gelu, stack, split...) at the bottom are written
+with the primitives and need no derivative of their own.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import string
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import special as _special
+
+from .errors import DlmathError, ShapeError
+from .primitive import Primitive
+from .tensor import Tensor, _index
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _ew_flops(out: Any, *args: Any, **kwargs: Any) -> int:
+    return int(np.size(out))
+
+
+def _reduce_flops(out: Any, x: Any, *args: Any, **kwargs: Any) -> int:
+    return int(np.size(x))
+
+
+def _unary(name: str, fn: Any, rule: Any, doc: str) -> Primitive:
+    return Primitive(name, fn, _ew_flops, doc).defvjp(rule)
+
+
+# ----- elementwise arithmetic (NumPy broadcasting) -------------------------------------------
+add = Primitive("add", np.add, _ew_flops, "x + y").defvjp(
+    lambda g, ans, x, y: g,
+    lambda g, ans, x, y: g)
+subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y").defvjp(
+    lambda g, ans, x, y: g,
+    lambda g, ans, x, y: -g)
+multiply = Primitive("multiply", np.multiply, _ew_flops, "x * y").defvjp(
+    lambda g, ans, x, y: g * y,
+    lambda g, ans, x, y: g * x)
+divide = Primitive("divide", np.true_divide, _ew_flops, "x / y").defvjp(
+    lambda g, ans, x, y: g / y,
+    lambda g, ans, x, y: -g * ans / y)
+
+
+def _power_vjp_base(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    r"""$\partial x^y/\partial x = y x^{y-1}$ (zero where $y = 0$, as PyTorch)."""
+    if not isinstance(y, Tensor) and np.all(np.asarray(y) == 0):
+        return g * 0
+    return g * y * x ** (y - 1)
+
+
+def _power_vjp_exponent(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    r"""$\partial x^y/\partial y = x^y \log x$, taken as 0 where $x \le 0$."""
+    positive = _data(x) > 0
+    return where(positive, g * ans * log(where(positive, x, 1.0)), 0.0)
+
+
+power = Primitive("power", np.power, _ew_flops, "x ** y").defvjp(_power_vjp_base, _power_vjp_exponent)
+negative = _unary("negative", np.negative, lambda g, ans, x: -g, "-x")
+abs = _unary("abs", np.abs, lambda g, ans, x: g * np.sign(_data(x)), "|x| (gradient sign(x), 0 at 0)")
+exp = _unary("exp", np.exp, lambda g, ans, x: g * ans, "e^x")
+log = _unary("log", np.log, lambda g, ans, x: g / x, "natural logarithm")
+log1p = _unary("log1p", np.log1p, lambda g, ans, x: g / (1 + x), "log(1 + x), accurate near 0")
+sqrt = _unary("sqrt", np.sqrt, lambda g, ans, x: g / (2 * ans), "square root")
+sin = _unary("sin", np.sin, lambda g, ans, x: g * cos(x), "sine")
+cos = _unary("cos", np.cos, lambda g, ans, x: -(g * sin(x)), "cosine")
+tanh = _unary("tanh", np.tanh, lambda g, ans, x: g * (1 - ans * ans), "hyperbolic tangent")
+sigmoid = _unary("sigmoid", _special.expit, lambda g, ans, x: g * ans * (1 - ans),
+                 r"logistic sigmoid $\sigma(x) = 1/(1+e^{-x})$, computed without overflow")
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, ans, x: g * (_data(x) > 0),
+              "max(x, 0) (gradient 0 at 0, as PyTorch)")
+softplus = _unary("softplus", lambda x: np.logaddexp(0, x), lambda g, ans, x: g * sigmoid(x),
+                  r"$\log(1+e^x)$, computed without overflow")
+erf = _unary("erf", _special.erf, lambda g, ans, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
+             "the error function")
+
+
+def _tie_split(x: Any, y: Any) -> Any:
+    """Weight of x in max(x, y): 1 where x wins, 1/2 on ties (PyTorch's convention)."""
+    xd, yd = _data(x), _data(y)
+    return (xd > yd) + 0.5 * (xd == yd)
+
+
+maximum = Primitive("maximum", np.maximum, _ew_flops, "elementwise max (ties split the gradient)").defvjp(
+    lambda g, ans, x, y: g * _tie_split(x, y),
+    lambda g, ans, x, y: g * _tie_split(y, x))
+minimum = Primitive("minimum", np.minimum, _ew_flops, "elementwise min (ties split the gradient)").defvjp(
+    lambda g, ans, x, y: g * _tie_split(y, x),
+    lambda g, ans, x, y: g * _tie_split(x, y))
+_where = Primitive("where", np.where, _ew_flops, "cond ? x : y").defvjp(
+    None,
+    lambda g, ans, c, x, y: where(c, g, 0.0),
+    lambda g, ans, c, x, y: where(c, 0.0, g))
+
+
+def _clip_vjp(g: Any, ans: Any, x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    xd = _data(x)
+    inside = np.ones(xd.shape, dtype=bool)
+    if a_min is not None:
+        inside &= xd >= a_min
+    if a_max is not None:
+        inside &= xd <= a_max
+    return g * inside
+
+
+_clip = Primitive("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max), _ew_flops,
+                  "clamp to [a_min, a_max] (gradient passes where a_min <= x <= a_max)").defvjp(_clip_vjp)
+
+
+def _astype_forward(x: Any, dtype: Any) -> Any:
+    return np.asarray(x).astype(dtype, copy=False)
+
+
+astype = Primitive("astype", _astype_forward, None, "cast to another floating dtype").defvjp(
+    lambda g, ans, x, dtype: astype(g, _data(x).dtype))
+
+
+# ----- matrix product --------------------------------------------------------------------------
+def _matmul_flops(out: Any, a: Any, b: Any) -> int:
+    k = np.shape(a)[-1]
+    return 2 * int(np.size(out)) * int(k)
+
+
+def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    r"""$C = AB \Rightarrow \bar A = \bar C B^\top$ (1-D operands promoted as NumPy does)."""
+    if b.ndim == 1:
+        if a.ndim == 1:
+            return g * b
+        return unsqueeze(g, -1) * b                   # (..., m, 1) * (k,)
+    if a.ndim == 1:
+        return squeeze(matmul(b, unsqueeze(g, -1)), -1)  # (..., k, n) @ (..., n, 1)
+    return matmul(g, swapaxes(b, -1, -2))
+
+
+def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    r"""$C = AB \Rightarrow \bar B = A^\top \bar C$."""
+    if a.ndim == 1:
+        if b.ndim == 1:
+            return g * a
+        return unsqueeze(a, -1) * unsqueeze(g, -2)    # (k, 1) * (..., 1, n)
+    if b.ndim == 1:
+        return squeeze(matmul(swapaxes(a, -1, -2), unsqueeze(g, -1)), -1)
+    return matmul(swapaxes(a, -1, -2), g)
+
+
+matmul = Primitive("matmul", np.matmul, _matmul_flops, "matrix product, batched over leading axes").defvjp(
+    _matmul_vjp_a, _matmul_vjp_b)
+
+
+# ----- reductions --------------------------------------------------------------------------------
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    try:
+        return tuple(sorted(int(a) % ndim if ndim else 0 for a in axis))
+    except ZeroDivisionError:
+        return ()
+
+
+def _keepdims_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    axes = _axes(axis, len(shape))
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _expand_to(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """Broadcast a reduced cotangent back over the reduced axes of x."""
+    if not keepdims:
+        g = reshape(g, _keepdims_shape(x.shape, axis))
+    return broadcast_to(g, x.shape)
+
+
+def _keep(v: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """A reduced value reshaped so that it broadcasts against x."""
+    return v if keepdims else reshape(v, _keepdims_shape(x.shape, axis))
+
+
+sum = Primitive("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+                _reduce_flops, "sum over axes").defvjp(
+    lambda g, ans, x, axis=None, keepdims=False: _expand_to(g, x, axis, keepdims))
+
+
+def _extremum_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Gradient of max/min: shared equally among the positions that attain it (PyTorch amax)."""
+    xd = _data(x)
+    hit = xd == _keep(_data(ans), xd, axis, keepdims)
+    share = hit / np.sum(hit, axis=_axes(axis, xd.ndim), keepdims=True)
+    return _keep(g, xd, axis, keepdims) * share
+
+
+max = Primitive("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
+                _reduce_flops, "maximum over axes (ties share the gradient)").defvjp(_extremum_vjp)
+min = Primitive("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
+                _reduce_flops, "minimum over axes (ties share the gradient)").defvjp(_extremum_vjp)
+
+
+def _prod_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    r"""$\partial \prod_j x_j / \partial x_i = \prod_{j \ne i} x_j$.
+
+    Without zeros this is ans/x (differentiable again); with zeros the products of the
+    others are formed with exclusive cumulative products (treated as constants).
+    """
+    xd = _data(x)
+    if np.all(xd != 0):
+        return _keep(g, xd, axis, keepdims) * _keep(ans, xd, axis, keepdims) / x
+    axes = _axes(axis, xd.ndim)
+    moved = np.moveaxis(xd, axes, tuple(range(-len(axes), 0)))
+    flat = moved.reshape(moved.shape[:moved.ndim - len(axes)] + (-1,))
+    left = np.cumprod(np.concatenate([np.ones_like(flat[..., :1]), flat[..., :-1]], -1), -1)
+    right = np.cumprod(np.concatenate([np.ones_like(flat[..., :1]), flat[..., :0:-1]], -1), -1)[..., ::-1]
+    others = np.moveaxis((left * right).reshape(moved.shape), tuple(range(-len(axes), 0)), axes)
+    return _keep(g, xd, axis, keepdims) * others
+
+
+prod = Primitive("prod", lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
+                 _reduce_flops, "product over axes").defvjp(_prod_vjp)
+
+
+def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=_axes(axis, np.ndim(x)))
+
+
+logsumexp = Primitive("logsumexp", _logsumexp_forward, lambda out, x, *a, **k: 3 * int(np.size(x)),
+                      r"$\log\sum_i e^{x_i}$, shifted by the max for stability").defvjp(
+    lambda g, ans, x, axis=None, keepdims=False:
+        _keep(g, x, axis, keepdims) * exp(x - _keep(ans, x, axis, keepdims)))
+
+
+def _softmax_forward(x: Any, axis: int = -1) -> Any:
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+softmax = Primitive("softmax", _softmax_forward, lambda out, x, *a, **k: 4 * int(np.size(x)),
+                    r"$\mathrm{softmax}(x)_i = e^{x_i}/\sum_j e^{x_j}$").defvjp(
+    # J = diag(p) - p p^T, so J^T g = p * (g - <g, p>)
+    lambda g, ans, x, axis=-1: ans * (g - sum(g * ans, axis=axis, keepdims=True)))
+
+
+def _log_softmax_forward(x: Any, axis: int = -1) -> Any:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+log_softmax = Primitive("log_softmax", _log_softmax_forward, lambda out, x, *a, **k: 4 * int(np.size(x)),
+                        r"$x_i - \log\sum_j e^{x_j}$").defvjp(
+    lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
+
+
+identity = Primitive("identity", lambda x: x, None, "x itself, as a new node on the tape").defvjp(
+    lambda g, ans, x: g)
+
+
+# ----- shape and indexing (no flops) ---------------------------------------------------------------
+reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape), None, "new shape, same data").defvjp(
+    lambda g, ans, x, shape: reshape(g, x.shape))
+
+
+def _inverse_permutation(axes: Any, ndim: int) -> Any:
+    if axes is None:
+        return None
+    return tuple(np.argsort([a % ndim for a in axes]))
+
+
+transpose = Primitive("transpose", lambda x, axes=None: np.transpose(x, axes), None,
+                      "permute axes (reverse them by default)").defvjp(
+    lambda g, ans, x, axes=None: transpose(g, _inverse_permutation(axes, x.ndim)))
+broadcast_to = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape), None,
+                         "broadcast to a shape (the engine sums the gradient back)").defvjp(
+    lambda g, ans, x, shape: g)
+
+
+def _is_basic_index(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return builtins.all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items)
+
+
+def _scatter_add_forward(g: Any, shape: tuple[int, ...], index: Any) -> np.ndarray:
+    out = np.zeros(shape, dtype=np.asarray(g).dtype)
+    if _is_basic_index(index):
+        out[index] = g
+    else:
+        np.add.at(out, index, g)
+    return out
+
+
+scatter_add = Primitive("scatter_add", _scatter_add_forward, None,
+                        "zeros(shape) with g added at index (duplicates accumulate)").defvjp(
+    lambda gg, ans, g, shape, index: getitem(gg, index))
+getitem = Primitive("getitem", lambda x, index: x[index], None,
+                    "basic and advanced indexing (the gradient scatter-adds)").defvjp(
+    lambda g, ans, x, index: scatter_add(g, x.shape, index))
+
+
+def _concatenate_vjp(i: int, g: Any, ans: Any, *xs: Any, axis: int = 0) -> Any:
+    ax = axis % ans.ndim
+    start = builtins.sum(x.shape[ax] for x in xs[:i])
+    sl = (slice(None),) * ax + (slice(start, start + xs[i].shape[ax]),)
+    return getitem(g, sl)
+
+
+_concatenate = Primitive("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), None,
+                         "join along an existing axis").defvjp_any(_concatenate_vjp)
+
+
+def _pad_width(pad_width: Any, ndim: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(pad_width, dtype=int), (ndim, 2))
+
+
+def _pad_vjp(g: Any, ans: Any, x: Any, pad_width: Any, constant_values: float = 0.0) -> Any:
+    widths = _pad_width(pad_width, x.ndim)
+    return getitem(g, tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, x.shape, strict=True)))
+
+
+_pad = Primitive("pad", lambda x, pad_width, constant_values=0.0:
+                 np.pad(x, _pad_width(pad_width, np.ndim(x)), constant_values=constant_values), None,
+                 "constant padding").defvjp(_pad_vjp)
+flip = Primitive("flip", lambda x, axis=None: np.flip(x, axis), None, "reverse along axes").defvjp(
+    lambda g, ans, x, axis=None: flip(g, axis))
+
+
+def _negate_shift(shift: Any) -> Any:
+    return tuple(-s for s in shift) if isinstance(shift, (tuple, list)) else -shift
+
+
+roll = Primitive("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), None,
+                 "cyclic shift along axes").defvjp(
+    lambda g, ans, x, shift, axis=None: roll(g, _negate_shift(shift), axis))
+
+
+# ----- einsum --------------------------------------------------------------------------------------
+def _parse_einsum(subscripts: str, ndims: Sequence[int]) -> tuple[list[str], str]:
+    """Explicit per-operand index strings and output string, with '...' spelled out."""
+    subscripts = subscripts.replace(" ", "")
+    lhs, arrow, rhs = subscripts.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(ndims):
+        raise ShapeError(f"einsum: '{subscripts}' names {len(ins)} operands but {len(ndims)} were given")
+    used = set(subscripts) - set(".,->")
+    spare = [c for c in string.ascii_letters if c not in used]
+    ell = builtins.max([nd - len(s.replace("...", "")) for s, nd in zip(ins, ndims, strict=True)
+                        if "..." in s] or [0])
+    ell_letters = "".join(spare[:ell])
+    ins = [s.replace("...", ell_letters[ell - (nd - len(s.replace("...", ""))):]) if "..." in s else s
+           for s, nd in zip(ins, ndims, strict=True)]
+    if arrow:
+        out = rhs.replace("...", ell_letters)
+    else:
+        counts: dict[str, int] = {}
+        for s in ins:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell_letters + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell_letters))
+    return ins, out
+
+
+def _einsum_forward(subscripts: str, *operands: Any) -> Any:
+    big = builtins.sum(np.size(o) for o in operands) > 4096
+    return np.einsum(subscripts, *operands, optimize=big or len(operands) > 2)
+
+
+def _einsum_flops(out: Any, subscripts: str, *operands: Any) -> int:
+    ins, _ = _parse_einsum(subscripts, [np.ndim(o) for o in operands])
+    sizes: dict[str, int] = {}
+    for s, o in zip(ins, operands, strict=True):
+        sizes.update({c: builtins.max(sizes.get(c, 1), d) for c, d in zip(s, np.shape(o), strict=True)})
+    return 2 * int(np.prod(list(sizes.values()), dtype=np.float64))
+
+
+def _einsum_vjp(i: int, g: Any, ans: Any, subscripts: str, *operands: Any) -> Any:
+    if i == 0:
+        raise DlmathError("einsum: the subscripts string is not differentiable")
+    k = i - 1
+    ins, out = _parse_einsum(subscripts, [o.ndim for o in operands])
+    target = ins[k]
+    if len(set(target)) != len(target):
+        raise DlmathError(f"einsum: gradient through a repeated index in one operand ('{target}', a "
+                          f"diagonal) is not supported; take the diagonal with indexing instead")
+    others = [ins[j] for j in range(len(ins)) if j != k]
+    available = set(out).union(*others)
+    kept = "".join(c for c in target if c in available)
+    expr = ",".join([out, *others]) + "->" + kept
+    r = einsum(expr, g, *[operands[j] for j in range(len(operands)) if j != k])
+    if kept != target:  # indices summed only inside operand k: its gradient is constant along them
+        shape = operands[k].shape
+        r = broadcast_to(reshape(r, tuple(n if c in available else 1 for c, n in zip(target, shape, strict=True))),
+                         shape)
+    return r
+
+
+_einsum = Primitive("einsum", _einsum_forward, _einsum_flops, "Einstein summation").defvjp_any(_einsum_vjp)
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation, as ``numpy.einsum`` (differentiable in every operand)."""
+    return _einsum(subscripts, *operands)
+
+
+# ----- composites and NumPy-style wrappers ------------------------------------------------------------
+def where(condition: Any, x: Any, y: Any) -> Any:
+    """Elementwise ``x if condition else y`` (the condition is not differentiated)."""
+    return _where(_data(condition), x, y)
+
+
+def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    """Clamp to ``[a_min, a_max]`` (bounds are constants)."""
+    return _clip(x, _data(a_min), _data(a_max))
+
+
+def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
+    """Join a sequence of arrays along an existing axis."""
+    return _concatenate(*arrays, axis=axis)
+
+
+def unsqueeze(x: Any, axis: int) -> Any:
+    """Insert a new axis of size 1 at ``axis`` (PyTorch's name for ``expand_dims``)."""
+    shape = list(np.shape(x))
+    ax = axis if axis >= 0 else len(shape) + 1 + axis
+    return reshape(x, tuple(shape[:ax] + [1] + shape[ax:]))
+
+
+expand_dims = unsqueeze
+
+
+def squeeze(x: Any, axis: Any = None) -> Any:
+    """Remove axes of size 1 (all of them, or those named)."""
+    shape = np.shape(x)
+    if axis is None:
+        drop = {i for i, s in enumerate(shape) if s == 1}
+    else:
+        drop = set(_axes(axis, len(shape)))
+        bad = [a for a in drop if shape[a] != 1]
+        if bad:
+            raise ShapeError(f"squeeze: axis {bad[0]} of a tensor of shape {shape} has size {shape[bad[0]]}, not 1")
+    return reshape(x, tuple(s for i, s in enumerate(shape) if i not in drop))
+
+
+def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
+    """Join arrays of one shape along a new axis."""
+    return concatenate([unsqueeze(a, axis) for a in arrays], axis=axis)
+
+
+def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    """Split into pieces along ``axis`` (NumPy's ``split`` semantics)."""
+    n = np.shape(x)[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        if n % indices_or_sections:
+            raise ShapeError(f"split: axis {axis} of size {n} does not divide into {indices_or_sections} equal parts")
+        step = n // indices_or_sections
+        bounds = list(range(0, n + 1, step))
+    else:
+        bounds = [0, *indices_or_sections, n]
+    ax = axis % np.ndim(x)
+    return [getitem(x, (slice(None),) * ax + (slice(a, b),)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+    """Exchange two axes."""
+    axes = list(range(np.ndim(x)))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, tuple(axes))
+
+
+def permute(x: Any, axes: Sequence[int]) -> Any:
+    """Reorder axes (PyTorch's name for ``transpose`` with an axis order)."""
+    return transpose(x, tuple(axes))
+
+
+def pad(x: Any, pad_width: Any, constant_values: float = 0.0) -> Any:
+    """Constant padding with NumPy's ``pad_width`` convention."""
+    return _pad(x, pad_width, constant_values=constant_values)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    r"""$\frac1n\sum_i x_i$ over the axes."""
+    n = int(np.prod([np.shape(x)[a] for a in _axes(axis, np.ndim(x))]))
+    return sum(x, axis=axis, keepdims=keepdims) / n
+
+
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    r"""$\frac{1}{n-\mathrm{ddof}}\sum_i (x_i-\bar x)^2$ (NumPy's default ddof=0, the biased estimate)."""
+    n = int(np.prod([np.shape(x)[a] for a in _axes(axis, np.ndim(x))]))
+    centered = x - mean(x, axis=axis, keepdims=True)
+    return sum(centered * centered, axis=axis, keepdims=keepdims) / (n - ddof)
+
+
+def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    """Square root of ``var``."""
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+
+
+def gelu(x: Any, approximate: str = "none") -> Any:
+    r"""Gaussian error linear unit, $x\,\Phi(x) = \tfrac x2(1+\mathrm{erf}(x/\sqrt2))$
+    (Hendrycks & Gimpel 2016); ``approximate='tanh'`` gives
+    $\tfrac x2(1+\tanh(\sqrt{2/\pi}(x+0.044715x^3)))$ as PyTorch."""
+    if approximate == "tanh":
+        return 0.5 * x * (1 + tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+
+def take(x: Any, index: Any) -> Any:
+    """``x[index]`` as a function (index may hold Tensors)."""
+    return getitem(x, _index(index))

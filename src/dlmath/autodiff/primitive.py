@@ -1,0 +1,167 @@
+"""Primitives: the only place where the engine meets NumPy.
+
+A primitive bundles a NumPy forward, one VJP rule per differentiable argument and a
+floating-point-operation count (HIPS autograd's design). VJP rules are written with
+generic arithmetic and the `dm.*` ops, so the same rule runs on plain arrays in an
+ordinary backward pass and on Tensors when `create_graph=True`, which is what makes
+higher-order derivatives free (DeZero's design).
+
+Calling a primitive:
+* no Tensor among the arguments  -> plain NumPy, nothing recorded;
+* Tensors, but none requires grad (or grad mode off) -> a Tensor, nothing recorded;
+* otherwise -> a Tensor with a `Node` that remembers the op, its arguments and
+  the versions of the tensors it saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import state
+from .errors import AnomalyError, DlmathError, ShapeError
+
+VjpRule = Callable[..., Any]
+FlopRule = Callable[..., int]
+
+
+def _zero_flops(*_args: Any, **_kwargs: Any) -> int:
+    return 0
+
+
+class Primitive:
+    """A differentiable NumPy function: forward, VJP rules, flop count.
+
+    ``vjps[i](g, ans, *args, **kwargs)`` returns the cotangent of argument ``i``
+    given the output cotangent ``g``; it may return a broadcast shape, which the
+    engine reduces to the argument's shape. ``vjp_any`` serves variadic ops
+    (concatenate, einsum) as ``vjp_any(i, g, ans, *args, **kwargs)``.
+    """
+
+    def __init__(self, name: str, forward: Callable[..., Any], flops: FlopRule | None = None,
+                 doc: str | None = None) -> None:
+        self.name = name
+        self.__name__ = name
+        self.__qualname__ = name
+        self.forward = forward
+        self.vjps: tuple[VjpRule | None, ...] = ()
+        self.vjp_any: Callable[..., Any] | None = None
+        self.flops = flops or _zero_flops
+        self.__doc__ = doc or forward.__doc__
+
+    def defvjp(self, *rules: VjpRule | None) -> Primitive:
+        self.vjps = rules
+        return self
+
+    def defvjp_any(self, rule: Callable[..., Any]) -> Primitive:
+        self.vjp_any = rule
+        return self
+
+    def vjp_rule(self, argnum: int) -> VjpRule:
+        if self.vjp_any is not None:
+            rule = self.vjp_any
+            return lambda g, ans, *args, **kw: rule(argnum, g, ans, *args, **kw)
+        if argnum < len(self.vjps) and self.vjps[argnum] is not None:
+            return self.vjps[argnum]  # type: ignore[return-value]
+        raise DlmathError(f"op '{self.name}' is not differentiable with respect to argument {argnum}")
+
+    def __repr__(self) -> str:
+        return f"<dlmath primitive {self.name}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for a in args:
+            if isinstance(a, Tensor):
+                return apply(self, args, kwargs)
+        if state.flop_counter is not None or state.anomaly_enabled:
+            return apply(self, args, kwargs, plain=True)
+        try:
+            return self.forward(*args, **kwargs)
+        except ValueError as exc:
+            raise _shape_error(self, args, exc) from None
+
+
+class Node:
+    """One entry of the tape: the op that made a tensor and what it consumed."""
+
+    __slots__ = ("prim", "args", "kwargs", "versions")
+
+    def __init__(self, prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 versions: tuple[int, ...]) -> None:
+        self.prim = prim
+        self.args = args
+        self.kwargs = kwargs
+        self.versions = versions
+
+
+def describe(x: Any) -> str:
+    """A short description of an argument for error messages: shape and dtype."""
+    if isinstance(x, Tensor):
+        x = x.data
+    if isinstance(x, np.ndarray):
+        return f"array{tuple(x.shape)} {x.dtype}"
+    if isinstance(x, (list, tuple)) and x and all(isinstance(e, (Tensor, np.ndarray)) for e in x):
+        return "[" + ", ".join(describe(e) for e in x) + "]"
+    return type(x).__name__
+
+
+def _shape_error(prim: Primitive, args: tuple[Any, ...], exc: Exception) -> DlmathError:
+    shapes = ", ".join(describe(a) for a in args)
+    return ShapeError(f"{prim.name}: operands do not fit ({shapes}): {exc}")
+
+
+def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain: bool = False) -> Any:
+    """Run a primitive on Tensors/arrays and record it on the tape when needed."""
+    raw = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+    try:
+        out = prim.forward(*raw, **kwargs)
+    except ValueError as exc:
+        raise _shape_error(prim, args, exc) from None
+    counter = state.flop_counter
+    if counter is not None:
+        counter.record(prim, raw, out, kwargs)
+    if state.anomaly_enabled:
+        check_finite(out, prim, raw, "forward")
+    if plain:
+        return out
+    if state.grad_enabled:
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                versions = tuple(a._version for a in args if isinstance(a, Tensor))
+                t = Tensor.__new__(Tensor)
+                t.data = out if type(out) is np.ndarray else np.asarray(out)
+                t.grad = None
+                t.requires_grad = True
+                t._node = Node(prim, args, kwargs, versions)
+                t._version = 0
+                return t
+    return Tensor._wrap(out)
+
+
+def check_finite(out: Any, prim: Primitive, raw: tuple[Any, ...], phase: str) -> None:
+    """Raise AnomalyError if `out` holds a NaN/Inf (detect_anomaly mode only)."""
+    arr = out.data if isinstance(out, Tensor) else out
+    if isinstance(arr, (np.ndarray, np.generic, float)) and np.issubdtype(np.asarray(arr).dtype, np.inexact):
+        if not np.all(np.isfinite(arr)):
+            shapes = ", ".join(describe(a) for a in raw)
+            bad_inputs = [
+                i for i, a in enumerate(raw)
+                if isinstance(a, (np.ndarray, np.generic, float))
+                and np.issubdtype(np.asarray(a).dtype, np.inexact) and not np.all(np.isfinite(a))
+            ]
+            origin = (f"inputs {bad_inputs} were already non-finite" if bad_inputs
+                      else "all inputs were finite, so this op made it")
+            what = "NaN" if np.any(np.isnan(arr)) else "Inf"
+            raise AnomalyError(f"{what} produced in the {phase} of op '{prim.name}' "
+                               f"(inputs: {shapes}; {origin})")
+
+
+def primitive(name: str | None = None, flops: FlopRule | None = None) -> Callable[[Callable[..., Any]], Primitive]:
+    """Decorator: turn a NumPy function into a Primitive (VJPs added with `.defvjp`)."""
+    def wrap(fn: Callable[..., Any]) -> Primitive:
+        return Primitive(name or fn.__name__, fn, flops)
+    return wrap
+
+
+from .tensor import Tensor  # noqa: E402  (Tensor methods call primitives; import at the end breaks the cycle)

@@ -1,0 +1,63 @@
+"""Process-wide switches of the engine: grad mode, anomaly detection, flop counting.
+
+They are plain module attributes rather than thread-locals because every primitive
+call reads them; a thread-local lookup would be a noticeable share of the per-op
+overhead on tiny tensors. The engine is therefore not meant to be driven from
+several threads at once with different modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+grad_enabled: bool = True
+anomaly_enabled: bool = False
+# The active FlopCounter (see flops.py) or None; typed loosely to keep this module at the bottom.
+flop_counter: Any = None
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Within this context, ops record nothing on the tape (inference costs plain NumPy)."""
+    global grad_enabled
+    previous = grad_enabled
+    grad_enabled = False
+    try:
+        yield
+    finally:
+        grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Re-enable recording inside a `no_grad()` block."""
+    global grad_enabled
+    previous = grad_enabled
+    grad_enabled = True
+    try:
+        yield
+    finally:
+        grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record on the tape."""
+    return grad_enabled
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise `AnomalyError` at the first op whose forward or backward makes a NaN or Inf.
+
+    The error names the op (or the op whose backward produced it), the input shapes
+    and which inputs were already non-finite, so a NaN can be traced to where it was made.
+    """
+    global anomaly_enabled
+    previous = anomaly_enabled
+    anomaly_enabled = True
+    try:
+        yield
+    finally:
+        anomaly_enabled = previous
