@@ -47,7 +47,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             r"\Theta^{(L)}=\sum_{l}\Sigma^{(l)}\prod_{l'>l}\dot\Sigma^{(l')}"),
     Chapter(3, "backprop", "Backpropagation",
             "chain rule; computational graphs and automatic differentiation; efficient gradients",
-            r"\partial L/\partial w^{(l)}_{ij}=\partial L/\partial z^{(l+1)}_j\cdot\partial z^{(l+1)}_j/\partial w^{(l)}_{ij}"),
+            r"\partial L/\partial w^{(l)}_{ij}=\partial L/\partial z^{(l+1)}_j"
+            r"\cdot\partial z^{(l+1)}_j/\partial w^{(l)}_{ij}"),
     Chapter(4, "residual", "Residual networks",
             "theory of skip connections; gradient flow; training very deep networks", r"y=x+F(x;W)"),
     Chapter(5, "batchnorm", "Batch normalization",
