@@ -35,37 +35,41 @@ class Chapter:
     id: str
     title: str
     topics: str
-    key_formula: str
+    key_formula: str  # LaTeX, for the report
+    key_formula_text: str = ""  # the same in plain Unicode, for the terminal
 
 
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(1, "approximation", "Universal approximation theorem",
             "one hidden layer approximates any continuous function; expressive power of depth; width vs depth",
-            r"\forall f\in C([0,1]^n),\ \epsilon>0\ \exists N:\ \|N-f\|_\infty<\epsilon"),
+            r"\forall f\in C([0,1]^n),\ \epsilon>0\ \exists N:\ \|N-f\|_\infty<\epsilon",
+            '∀f∈C([0,1]ⁿ), ε>0 ∃N: ‖N−f‖∞ < ε'),
     Chapter(2, "ntk", "Neural tangent kernel",
             "infinite-width limit; definition of the NTK; kernel view of training dynamics",
-            r"\Theta^{(L)}=\sum_{l}\Sigma^{(l)}\prod_{l'>l}\dot\Sigma^{(l')}"),
+            r"\Theta^{(L)}=\sum_{l}\Sigma^{(l)}\prod_{l'>l}\dot\Sigma^{(l')}", "Θ⁽ᴸ⁾ = Σₗ Σ⁽ˡ⁾ ∏_{l'>l} Σ̇⁽ˡ'⁾"),
     Chapter(3, "backprop", "Backpropagation",
             "chain rule; computational graphs and automatic differentiation; efficient gradients",
             r"\partial L/\partial w^{(l)}_{ij}=\partial L/\partial z^{(l+1)}_j"
-            r"\cdot\partial z^{(l+1)}_j/\partial w^{(l)}_{ij}"),
+            r"\cdot\partial z^{(l+1)}_j/\partial w^{(l)}_{ij}", '∂L/∂wᵢⱼ⁽ˡ⁾ = ∂L/∂zⱼ⁽ˡ⁺¹⁾ · ∂zⱼ⁽ˡ⁺¹⁾/∂wᵢⱼ⁽ˡ⁾'),
     Chapter(4, "residual", "Residual networks",
-            "theory of skip connections; gradient flow; training very deep networks", r"y=x+F(x;W)"),
+            "theory of skip connections; gradient flow; training very deep networks", r"y=x+F(x;W)", 'y = x + F(x; W)'),
     Chapter(5, "batchnorm", "Batch normalization",
             "internal covariate shift; the mathematics of normalisation; training stability",
-            r"\hat x=(x-\mu_B)/\sqrt{\sigma_B^2+\epsilon}"),
+            r"\hat x=(x-\mu_B)/\sqrt{\sigma_B^2+\epsilon}", 'x̂ = (x − μ_B) / √(σ_B² + ε)'),
     Chapter(6, "attention", "Attention",
             "mathematical form of attention; self- vs cross-attention; multi-head attention",
-            r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}(QK^\top/\sqrt{d_k})V"),
+            r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}(QK^\top/\sqrt{d_k})V",
+            'Attention(Q,K,V) = softmax(QKᵀ/√d_k) V'),
     Chapter(7, "dropout", "Dropout",
             "dropout as regularisation; the ensemble view; the variational-inference view",
-            r"\text{drop units at random in training, use the expectation at test time}"),
+            r"\text{drop units at random in training, use the expectation at test time}",
+            'drop units at random in training; use the expectation at test time'),
     Chapter(8, "convolution", "Convolutional networks",
             "definition of convolution; translation equivariance; analysis of pooling",
-            r"(f*g)(x)=\int f(t)g(x-t)\,dt"),
+            r"(f*g)(x)=\int f(t)g(x-t)\,dt", '(f ∗ g)(x) = ∫ f(t) g(x − t) dt'),
     Chapter(9, "recurrent", "Recurrent networks",
             "mathematics of sequence models; LSTM and GRU; vanishing and exploding gradients",
-            r"h_t=f(W_hh_{t-1}+W_xx_t+b)"),
+            r"h_t=f(W_hh_{t-1}+W_xx_t+b)", 'h_t = f(W_h h_{t−1} + W_x x_t + b)'),
 )
 CHAPTER_BY_ID = {c.id: c for c in CHAPTERS}
 
