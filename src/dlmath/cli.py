@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -146,8 +146,12 @@ def _resolve_chapters(names: Sequence[str]) -> list[vf.Chapter]:
     return chapters
 
 
-def _run_with_progress(claims: Sequence[vf.Claim], seed: int, thorough: bool) -> list[vf.Result]:
-    """Run ``claims`` one by one, with a transient progress bar on stderr when stderr is a terminal."""
+def _run_with_progress(claims: Sequence[vf.Claim], seed: int, thorough: bool,
+                       on_result: Callable[[list[vf.Result]], None] | None = None) -> list[vf.Result]:
+    """Run ``claims`` one by one, with a transient progress bar on stderr when stderr is a terminal.
+
+    ``on_result`` sees the results so far after each claim (used to save finished work as it comes).
+    """
     err = _stderr()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -158,6 +162,8 @@ def _run_with_progress(claims: Sequence[vf.Claim], seed: int, thorough: bool) ->
             progress.update(task, description=c.id)
             results.append(vf.run_claim(c, seed=seed, thorough=thorough))
             progress.advance(task)
+            if on_result is not None:
+                on_result(results)
     return results
 
 
@@ -283,9 +289,10 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
-def _write_report(path: Path, seed: int, thorough: bool, results: Sequence[vf.Result], seconds: float) -> None:
+def _write_report(path: Path, seed: int, thorough: bool, results: Sequence[vf.Result], seconds: float,
+                  complete: bool = True) -> None:
     payload = {
-        "seed": seed, "thorough": thorough, "results": [r.to_dict() for r in results],
+        "seed": seed, "thorough": thorough, "complete": complete, "results": [r.to_dict() for r in results],
         "summary": _summary_dict(vf.summarize(results), seconds),
     }
     try:
@@ -345,7 +352,12 @@ def verify_command(ctx: click.Context, chapters: tuple[str, ...], thorough: bool
 def _verify(out: Console, claims: Sequence[vf.Claim], seed: int, thorough: bool, json_path: Path | None) -> int:
     """Run, show, report; the exit status (0 when every claim passes, else 1)."""
     start = time.perf_counter()
-    results = _run_with_progress(claims, seed, thorough)
+
+    def save_partial(done: list[vf.Result]) -> None:
+        # an interrupted run keeps every finished result on disk ("complete": false until the end)
+        if json_path is not None and len(done) < len(claims):
+            _write_report(json_path, seed, thorough, done, time.perf_counter() - start, complete=False)
+    results = _run_with_progress(claims, seed, thorough, save_partial)
     seconds = time.perf_counter() - start
     summary = vf.summarize(results)
     out.print(_results_table(results, seed, thorough))
