@@ -109,11 +109,15 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
 
     grads: dict[int, Any] = {}
+    # ids of the seeds and of the arrays already stored in a leaf's .grad in this pass: a leaf
+    # receiving one of them gets a copy, so that no two .grad arrays (nor a caller's seed) alias
+    handed: set[int] = set()
     for out, seed in zip(outputs, seeds, strict=True):
         if create_graph and not isinstance(seed, Tensor):
             seed = Tensor._wrap(seed)
         prev = grads.get(id(out))
         grads[id(out)] = seed if prev is None else prev + seed
+        handed.add(id(seed))
 
     counter = state.flop_counter
     counting = counter is not None and not create_graph
@@ -131,7 +135,7 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
             node = t._node
             if node is None:
                 if inputs is None:
-                    _accumulate_leaf(t, g, create_graph)
+                    _accumulate_leaf(t, g, create_graph, handed)
                 continue
             _check_versions(t)
             prim = node.prim
@@ -172,12 +176,19 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
     return results if inputs is not None else None
 
 
-def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool) -> None:
+def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool, handed: set[int]) -> None:
     if create_graph:
+        if leaf.grad is None and id(g) in handed:
+            g = g + 0.0  # a new Tensor (still on the tape) rather than one another leaf or the caller holds
         leaf.grad = g if leaf.grad is None else leaf.grad + g
+        handed.add(id(leaf.grad))
         return
     if leaf.grad is None:
-        leaf.grad = Tensor._wrap(_owned(g, None))
+        arr = _owned(g, None)
+        if id(arr) in handed:
+            arr = np.array(arr)
+        handed.add(id(arr))
+        leaf.grad = Tensor._wrap(arr)
     else:
         leaf.grad = Tensor._wrap(leaf.grad.data + g)
 

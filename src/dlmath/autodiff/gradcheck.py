@@ -86,7 +86,7 @@ def gradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: floa
         if err.size and err.max() >= worst[0]:
             flat = int(np.argmax(err))
             idx = np.unravel_index(flat, err.shape)
-            worst = (float(err.max()), float(rel.max()), k, tuple(int(i) for i in idx),
+            worst = (float(err.max()), max(worst[1], float(rel.max())), k, tuple(int(i) for i in idx),
                      float(analytic[idx]), float(numeric[idx]))
         elif err.size:
             worst = (worst[0], max(worst[1], float(rel.max())), *worst[2:])

@@ -68,6 +68,9 @@ def _power_vjp_base(g: Any, ans: Any, x: Any, y: Any) -> Any:
     r"""$\partial x^y/\partial x = y x^{y-1}$ (zero where $y = 0$, as PyTorch)."""
     if not isinstance(y, Tensor) and np.all(np.asarray(y) == 0):
         return g * 0
+    both = (np.asarray(_data(y)) == 0) & (np.asarray(_data(x)) == 0)
+    if np.any(both):  # y x^(y-1) is 0 where y == 0, also where x == 0 (not 0 * inf = NaN)
+        return where(both, 0.0, g * y * x ** where(both, 1.0, y - 1))
     return g * y * x ** (y - 1)
 
 
@@ -118,10 +121,10 @@ _where = Primitive("where", np.where, _ew_flops, "cond ? x : y").defvjp(
 def _clip_vjp(g: Any, ans: Any, x: Any, a_min: Any = None, a_max: Any = None) -> Any:
     xd = _data(x)
     inside = np.ones(xd.shape, dtype=bool)
-    if a_min is not None:
-        inside &= xd >= a_min
+    if a_min is not None:  # not in place: array bounds may broadcast x to a larger shape
+        inside = inside & (xd >= a_min)
     if a_max is not None:
-        inside &= xd <= a_max
+        inside = inside & (xd <= a_max)
     return g * inside
 
 
@@ -221,12 +224,22 @@ def _prod_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False
     r"""$\partial \prod_j x_j / \partial x_i = \prod_{j \ne i} x_j$.
 
     Without zeros this is ans/x (differentiable again); with zeros the products of the
-    others are formed with exclusive cumulative products (treated as constants).
+    others are formed with exclusive cumulative products, or, when the rule is itself
+    recorded (create_graph), as prods of x with x_i replaced by 1 (differentiable again).
     """
     xd = _data(x)
     if np.all(xd != 0):
         return _keep(g, xd, axis, keepdims) * _keep(ans, xd, axis, keepdims) / x
     axes = _axes(axis, xd.ndim)
+    if isinstance(x, Tensor):
+        rest = [a for a in range(xd.ndim) if a not in axes]
+        perm = (*rest, *axes)
+        moved_t = transpose(x, perm)
+        lead, red = moved_t.shape[:len(rest)], moved_t.shape[len(rest):]
+        n = int(np.prod(red, dtype=np.int64))
+        rows = where(np.eye(n, dtype=bool), 1.0, unsqueeze(reshape(moved_t, (*lead, n)), -2))  # (..., n, n)
+        others_t = transpose(reshape(prod(rows, axis=-1), moved_t.shape), _inverse_permutation(perm, xd.ndim))
+        return _keep(g, xd, axis, keepdims) * others_t
     moved = np.moveaxis(xd, axes, tuple(range(-len(axes), 0)))
     flat = moved.reshape(moved.shape[:moved.ndim - len(axes)] + (-1,))
     left = np.cumprod(np.concatenate([np.ones_like(flat[..., :1]), flat[..., :-1]], -1), -1)
@@ -410,8 +423,10 @@ def _einsum_vjp(i: int, g: Any, ans: Any, subscripts: str, *operands: Any) -> An
     r = einsum(expr, g, *[operands[j] for j in range(len(operands)) if j != k])
     if kept != target:  # indices summed only inside operand k: its gradient is constant along them
         shape = operands[k].shape
-        r = broadcast_to(reshape(r, tuple(n if c in available else 1 for c, n in zip(target, shape, strict=True))),
-                         shape)
+        # kept letters take r's sizes (larger than operand k's where its ellipsis broadcasts; the engine sums back)
+        sizes = dict(zip(kept, r.shape, strict=True))
+        r = broadcast_to(reshape(r, tuple(sizes.get(c, 1) for c in target)),
+                         tuple(sizes.get(c, n) for c, n in zip(target, shape, strict=True)))
     return r
 
 
