@@ -412,3 +412,52 @@ def test_count_flops_only_inside_the_block_and_of_plain_arrays():
     assert c.forward == 2 * 2 * 3 * 4 + 2 * 4
     dm.matmul(a, b)
     assert c.forward == 2 * 2 * 3 * 4 + 2 * 4
+
+
+def test_detach_shares_the_version_counter_like_torch():
+    w = dm.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    c = dm.tensor(np.array([3.0, 4.0]))
+    y = (w * c).sum()
+    view = c.detach()  # shares memory with c, so changing it changes what multiply saved
+    view += 1
+    with pytest.raises(dm.InplaceModificationError, match="multiply"):
+        y.backward()
+    tw = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    tc = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    ty = (tw * tc).sum()
+    tv = tc.detach()
+    tv += 1
+    with pytest.raises(RuntimeError, match="inplace"):
+        ty.backward()
+
+
+def test_changing_an_input_that_backward_never_reads_is_not_an_error_like_torch():
+    # add, getitem, reshape... use only shapes backwards: torch accepts these, and so does dlmath
+    for build in (lambda w, c: w + c, lambda w, c: w + c[::-1], lambda w, c: w + c.reshape(2)):
+        w = dm.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        c = dm.tensor(np.array([3.0, 4.0]))
+        y = build(w, c).sum()
+        c += 1
+        y.backward()
+        np.testing.assert_array_equal(w.grad.data, [1.0, 1.0])
+    tw = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    tc = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    ty = (tw + tc).sum()
+    tc += 1
+    ty.backward()
+
+
+def test_weight_gradient_of_x_at_wT_is_not_copied_yet_owned():
+    # dW arrives as the transpose (a view) of a fresh product: kept as is, and never shared
+    rng = np.random.default_rng(5)
+    W = dm.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    V = dm.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    x = rng.standard_normal((5, 3))
+    ((x @ W.T) * (x @ V.T)).sum().backward()
+    assert W.grad.shape == (4, 3) and not np.shares_memory(W.grad.data, V.grad.data)
+    tW = torch.tensor(W.data, requires_grad=True)
+    tV = torch.tensor(V.data, requires_grad=True)
+    tx = torch.tensor(x)
+    ((tx @ tW.T) * (tx @ tV.T)).sum().backward()
+    np.testing.assert_allclose(W.grad.data, tW.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(V.grad.data, tV.grad.numpy(), rtol=1e-12)

@@ -70,7 +70,9 @@ def reduce_to_shape(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
 def _check_versions(t: Tensor) -> None:
     node = t._node
     saved = node.versions
-    current = tuple(a._version for a in node.args if isinstance(a, Tensor))
+    if saved is None:
+        return
+    current = tuple(a._version[0] for a in node.args if isinstance(a, Tensor))
     if saved != current:
         k = next(i for i, (s, c) in enumerate(zip(saved, current, strict=True)) if s != c)
         arg = [a for a in node.args if isinstance(a, Tensor)][k]
@@ -80,11 +82,11 @@ def _check_versions(t: Tensor) -> None:
             f"{current[k]}); the gradient would be wrong. Clone it (dm.tensor(x)) before modifying.")
 
 
-def _owned(g: np.ndarray, seed: Any) -> np.ndarray:
-    """A gradient array safe to hand to a user: not a view, not shared with another leaf."""
-    if g is seed or not g.flags.writeable or g.base is not None:
-        return np.array(g)
-    return g
+def _memory_owner(a: np.ndarray) -> int:
+    """Identity of the array that owns a's memory (a itself unless a is a view)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return id(a)
 
 
 def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[Tensor] | None,
@@ -118,6 +120,8 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
         prev = grads.get(id(out))
         grads[id(out)] = seed if prev is None else prev + seed
         handed.add(id(seed))
+        if isinstance(seed, np.ndarray):
+            handed.add(_memory_owner(seed))
 
     counter = state.flop_counter
     counting = counter is not None and not create_graph
@@ -184,11 +188,15 @@ def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool, handed: set[int])
         handed.add(id(leaf.grad))
         return
     if leaf.grad is None:
-        arr = _owned(g, None)
-        if id(arr) in handed:
-            arr = np.array(arr)
-        handed.add(id(arr))
-        leaf.grad = Tensor._wrap(arr)
+        # VJP rules return fresh arrays or views of their cotangent, so a gradient needs a copy only
+        # if it is read-only (a broadcast) or shares memory with a seed or another leaf's .grad;
+        # views such as the transpose of dW are kept as they are (no copy of a weight-sized array)
+        owner = _memory_owner(g)
+        if not g.flags.writeable or owner in handed or id(g) in handed:
+            g = np.array(g)
+            owner = id(g)
+        handed.add(owner)
+        leaf.grad = Tensor._wrap(g)
     else:
         leaf.grad = Tensor._wrap(leaf.grad.data + g)
 

@@ -45,15 +45,15 @@ def _reduce_flops(out: Any, x: Any, *args: Any, **kwargs: Any) -> int:
     return int(np.size(x))
 
 
-def _unary(name: str, fn: Any, rule: Any, doc: str) -> Primitive:
-    return Primitive(name, fn, _ew_flops, doc).defvjp(rule)
+def _unary(name: str, fn: Any, rule: Any, doc: str, reads_inputs: bool = True) -> Primitive:
+    return Primitive(name, fn, _ew_flops, doc, reads_inputs).defvjp(rule)
 
 
 # ----- elementwise arithmetic (NumPy broadcasting) -------------------------------------------
-add = Primitive("add", np.add, _ew_flops, "x + y").defvjp(
+add = Primitive("add", np.add, _ew_flops, "x + y", reads_inputs=False).defvjp(
     lambda g, ans, x, y: g,
     lambda g, ans, x, y: g)
-subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y").defvjp(
+subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y", reads_inputs=False).defvjp(
     lambda g, ans, x, y: g,
     lambda g, ans, x, y: -g)
 multiply = Primitive("multiply", np.multiply, _ew_flops, "x * y").defvjp(
@@ -81,7 +81,7 @@ def _power_vjp_exponent(g: Any, ans: Any, x: Any, y: Any) -> Any:
 
 
 power = Primitive("power", np.power, _ew_flops, "x ** y").defvjp(_power_vjp_base, _power_vjp_exponent)
-negative = _unary("negative", np.negative, lambda g, ans, x: -g, "-x")
+negative = _unary("negative", np.negative, lambda g, ans, x: -g, "-x", reads_inputs=False)
 abs = _unary("abs", np.abs, lambda g, ans, x: g * np.sign(_data(x)), "|x| (gradient sign(x), 0 at 0)")
 exp = _unary("exp", np.exp, lambda g, ans, x: g * ans, "e^x")
 log = _unary("log", np.log, lambda g, ans, x: g / x, "natural logarithm")
@@ -112,7 +112,7 @@ maximum = Primitive("maximum", np.maximum, _ew_flops, "elementwise max (ties spl
 minimum = Primitive("minimum", np.minimum, _ew_flops, "elementwise min (ties split the gradient)").defvjp(
     lambda g, ans, x, y: g * _tie_split(y, x),
     lambda g, ans, x, y: g * _tie_split(x, y))
-_where = Primitive("where", np.where, _ew_flops, "cond ? x : y").defvjp(
+_where = Primitive("where", np.where, _ew_flops, "cond ? x : y", reads_inputs=False).defvjp(
     None,
     lambda g, ans, c, x, y: where(c, g, 0.0),
     lambda g, ans, c, x, y: where(c, 0.0, g))
@@ -136,7 +136,7 @@ def _astype_forward(x: Any, dtype: Any) -> Any:
     return np.asarray(x).astype(dtype, copy=False)
 
 
-astype = Primitive("astype", _astype_forward, None, "cast to another floating dtype").defvjp(
+astype = Primitive("astype", _astype_forward, None, "cast to another floating dtype", reads_inputs=False).defvjp(
     lambda g, ans, x, dtype: astype(g, _data(x).dtype))
 
 
@@ -202,7 +202,7 @@ def _keep(v: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 
 
 sum = Primitive("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
-                _reduce_flops, "sum over axes").defvjp(
+                _reduce_flops, "sum over axes", reads_inputs=False).defvjp(
     lambda g, ans, x, axis=None, keepdims=False: _expand_to(g, x, axis, keepdims))
 
 
@@ -287,12 +287,13 @@ log_softmax = Primitive("log_softmax", _log_softmax_forward, lambda out, x, *a, 
     lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
 
 
-identity = Primitive("identity", lambda x: x, None, "x itself, as a new node on the tape").defvjp(
+identity = Primitive("identity", lambda x: x, None, "x itself, as a new node on the tape", reads_inputs=False).defvjp(
     lambda g, ans, x: g)
 
 
 # ----- shape and indexing (no flops) ---------------------------------------------------------------
-reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape), None, "new shape, same data").defvjp(
+reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape), None, "new shape, same data",
+                    reads_inputs=False).defvjp(
     lambda g, ans, x, shape: reshape(g, x.shape))
 
 
@@ -303,10 +304,10 @@ def _inverse_permutation(axes: Any, ndim: int) -> Any:
 
 
 transpose = Primitive("transpose", lambda x, axes=None: np.transpose(x, axes), None,
-                      "permute axes (reverse them by default)").defvjp(
+                      "permute axes (reverse them by default)", reads_inputs=False).defvjp(
     lambda g, ans, x, axes=None: transpose(g, _inverse_permutation(axes, x.ndim)))
 broadcast_to = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape), None,
-                         "broadcast to a shape (the engine sums the gradient back)").defvjp(
+                         "broadcast to a shape (the engine sums the gradient back)", reads_inputs=False).defvjp(
     lambda g, ans, x, shape: g)
 
 
@@ -325,10 +326,10 @@ def _scatter_add_forward(g: Any, shape: tuple[int, ...], index: Any) -> np.ndarr
 
 
 scatter_add = Primitive("scatter_add", _scatter_add_forward, None,
-                        "zeros(shape) with g added at index (duplicates accumulate)").defvjp(
+                        "zeros(shape) with g added at index (duplicates accumulate)", reads_inputs=False).defvjp(
     lambda gg, ans, g, shape, index: getitem(gg, index))
 getitem = Primitive("getitem", lambda x, index: x[index], None,
-                    "basic and advanced indexing (the gradient scatter-adds)").defvjp(
+                    "basic and advanced indexing (the gradient scatter-adds)", reads_inputs=False).defvjp(
     lambda g, ans, x, index: scatter_add(g, x.shape, index))
 
 
@@ -340,7 +341,7 @@ def _concatenate_vjp(i: int, g: Any, ans: Any, *xs: Any, axis: int = 0) -> Any:
 
 
 _concatenate = Primitive("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), None,
-                         "join along an existing axis").defvjp_any(_concatenate_vjp)
+                         "join along an existing axis", reads_inputs=False).defvjp_any(_concatenate_vjp)
 
 
 def _pad_width(pad_width: Any, ndim: int) -> np.ndarray:
@@ -354,8 +355,8 @@ def _pad_vjp(g: Any, ans: Any, x: Any, pad_width: Any, constant_values: float = 
 
 _pad = Primitive("pad", lambda x, pad_width, constant_values=0.0:
                  np.pad(x, _pad_width(pad_width, np.ndim(x)), constant_values=constant_values), None,
-                 "constant padding").defvjp(_pad_vjp)
-flip = Primitive("flip", lambda x, axis=None: np.flip(x, axis), None, "reverse along axes").defvjp(
+                 "constant padding", reads_inputs=False).defvjp(_pad_vjp)
+flip = Primitive("flip", lambda x, axis=None: np.flip(x, axis), None, "reverse along axes", reads_inputs=False).defvjp(
     lambda g, ans, x, axis=None: flip(g, axis))
 
 
@@ -364,7 +365,7 @@ def _negate_shift(shift: Any) -> Any:
 
 
 roll = Primitive("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), None,
-                 "cyclic shift along axes").defvjp(
+                 "cyclic shift along axes", reads_inputs=False).defvjp(
     lambda g, ans, x, shift, axis=None: roll(g, _negate_shift(shift), axis))
 
 

@@ -41,8 +41,11 @@ class Primitive:
     """
 
     def __init__(self, name: str, forward: Callable[..., Any], flops: FlopRule | None = None,
-                 doc: str | None = None) -> None:
+                 doc: str | None = None, reads_inputs: bool = True) -> None:
         self.name = name
+        # False for ops whose VJP rules use only shapes (add, reshape, getitem...): changing their
+        # inputs in place after the forward cannot make the gradient wrong, so it is not an error
+        self.reads_inputs = reads_inputs
         self.__name__ = name
         self.__qualname__ = name
         self.forward = forward
@@ -128,13 +131,14 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
     if state.grad_enabled:
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
-                versions = tuple(a._version for a in args if isinstance(a, Tensor))
+                versions = (tuple(a._version[0] for a in args if isinstance(a, Tensor))
+                            if prim.reads_inputs else None)
                 t = Tensor.__new__(Tensor)
                 t.data = out if type(out) is np.ndarray else np.asarray(out)
                 t.grad = None
                 t.requires_grad = True
                 t._node = Node(prim, args, kwargs, versions)
-                t._version = 0
+                t._version = [0]
                 return t
     return Tensor._wrap(out)
 

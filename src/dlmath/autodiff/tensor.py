@@ -58,7 +58,8 @@ class Tensor:
         self.grad: Tensor | None = None
         self.requires_grad: bool = requires_grad
         self._node: Any = None
-        self._version: int = 0
+        # a one-element list, shared with .detach()ed views of the same data, bumped by in-place ops
+        self._version: list[int] = [0]
 
     @classmethod
     def _wrap(cls, arr: Any) -> Tensor:
@@ -68,7 +69,7 @@ class Tensor:
         t.grad = None
         t.requires_grad = False
         t._node = None
-        t._version = 0
+        t._version = [0]
         return t
 
     # ----- introspection -------------------------------------------------------------
@@ -140,8 +141,10 @@ class Tensor:
 
     # ----- autograd --------------------------------------------------------------------
     def detach(self) -> Tensor:
-        """A Tensor sharing the data, cut from the tape."""
-        return Tensor._wrap(self.data)
+        """A Tensor sharing the data (and its version counter), cut from the tape."""
+        t = Tensor._wrap(self.data)
+        t._version = self._version
+        return t
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag:
@@ -170,17 +173,17 @@ class Tensor:
             kind = "a leaf tensor that requires grad" if self._node is None else "a tensor on the tape"
             raise InplaceModificationError(
                 f"{what} on {kind} {describe_tensor(self)}; do it under dm.no_grad() "
-                f"(as an optimizer does) or on a .detach()ed copy")
+                f"(as an optimizer does) or on a copy (dm.tensor(t))")
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._check_inplace("item assignment")
         self.data[_index(index)] = value.data if isinstance(value, Tensor) else value
-        self._version += 1
+        self._version[0] += 1
 
     def _inplace(self, ufunc: np.ufunc, other: Any, what: str) -> Tensor:
         self._check_inplace(what)
         ufunc(self.data, other.data if isinstance(other, Tensor) else other, out=self.data, casting="same_kind")
-        self._version += 1
+        self._version[0] += 1
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
@@ -198,7 +201,7 @@ class Tensor:
     def zero_(self) -> Tensor:
         self._check_inplace("zero_()")
         self.data[...] = 0
-        self._version += 1
+        self._version[0] += 1
         return self
 
     # ----- arithmetic --------------------------------------------------------------------------

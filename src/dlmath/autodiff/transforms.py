@@ -115,11 +115,12 @@ def vjp(f: Function, *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...
         ct = cotangent if isinstance(cotangent, Tensor) else np.asarray(cotangent, dtype=out.dtype)
         if ct.shape != out.shape:
             raise ShapeError(f"vjp: cotangent of shape {ct.shape} does not match the output shape {out.shape}")
-        deep = nested or isinstance(cotangent, Tensor) and cotangent.requires_grad
+        deep = nested or (isinstance(cotangent, Tensor) and cotangent.requires_grad)
         if not out.requires_grad:
             return tuple(_zeros_like(x, deep) for x in leaves)
         grads = backprop([out], [ct if deep else _raw(ct)], leaves, create_graph=deep)
-        return tuple(_out(g, deep) if g is not None else _zeros_like(x, deep) for g, x in zip(grads, leaves, strict=True))
+        return tuple(_out(g, deep) if g is not None else _zeros_like(x, deep)
+                     for g, x in zip(grads, leaves, strict=True))
     return _out(out, nested), vjp_fn
 
 
@@ -160,7 +161,7 @@ def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
         if np.shape(p) != np.shape(t):
             raise ShapeError(f"jvp: tangent {i} has shape {np.shape(t)}, primal {i} has shape {np.shape(p)}")
-    out, u, gs, leaves, nested = _linearize(f, primals)
+    out, u, gs, _, nested = _linearize(f, primals)
     nested = nested or _nested(tangents)
     with state.enable_grad():
         s = _contract(gs, tangents)
