@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import state
+from . import ops, state
 from .errors import GradientError, InplaceModificationError, ShapeError
 from .primitive import check_finite
 from .tensor import Tensor
@@ -49,8 +49,6 @@ def reduce_to_shape(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     leading axes that broadcasting added are summed away, and so are axes where the
     input had size 1. Works on arrays and (for create_graph) on Tensors.
     """
-    from . import ops
-
     gshape = g.shape
     if gshape != shape:
         lead = len(gshape) - len(shape)
@@ -152,14 +150,15 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
                 ans = Tensor._wrap(t.data)
                 g = Tensor._wrap(g)
             else:
-                args = tuple(a.data if isinstance(a, Tensor) else a for a in node.args)
+                args = [a.data if isinstance(a, Tensor) else a for a in node.args]
                 ans = t.data
             for i, a in enumerate(node.args):
                 if not (isinstance(a, Tensor) and a.requires_grad):
                     continue
                 if relevant is not None and id(a) not in relevant:
                     continue
-                gi = prim.vjp_rule(i)(g, ans, *args, **kwargs)
+                rule = prim.vjps[i] if prim.vjp_any is None and i < len(prim.vjps) else None
+                gi = (rule or prim.vjp_rule(i))(g, ans, *args, **kwargs)
                 if counting and isinstance(gi, Tensor):
                     gi = gi.data
                 if create_graph:
@@ -167,7 +166,9 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
                         gi = Tensor._wrap(np.asarray(gi))
                 elif type(gi) is not np.ndarray:
                     gi = np.asarray(gi.data if isinstance(gi, Tensor) else gi)
-                gi = reduce_to_shape(gi, a.data.shape, a.data.dtype)
+                data = a.data
+                if gi.shape != data.shape or gi.dtype != data.dtype:
+                    gi = reduce_to_shape(gi, data.shape, data.dtype)
                 if state.anomaly_enabled:
                     check_finite(gi, prim, tuple(x.data if isinstance(x, Tensor) else x for x in node.args),
                                  f"backward (gradient of argument {i})")

@@ -116,30 +116,38 @@ def _shape_error(prim: Primitive, args: tuple[Any, ...], exc: Exception) -> Dlma
 
 def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain: bool = False) -> Any:
     """Run a primitive on Tensors/arrays and record it on the tape when needed."""
-    raw = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+    # one pass over the arguments: this function runs once per op, so its cost is the engine's
+    # per-op overhead on small tensors (see BENCHMARKS.md)
+    raw = []
+    record = False
+    for a in args:
+        if isinstance(a, Tensor):
+            raw.append(a.data)
+            if a.requires_grad:
+                record = True
+        else:
+            raw.append(a)
     try:
         out = prim.forward(*raw, **kwargs)
     except ValueError as exc:
         raise _shape_error(prim, args, exc) from None
     counter = state.flop_counter
     if counter is not None:
-        counter.record(prim, raw, out, kwargs)
+        counter.record(prim, tuple(raw), out, kwargs)
     if state.anomaly_enabled:
-        check_finite(out, prim, raw, "forward")
+        check_finite(out, prim, tuple(raw), "forward")
     if plain:
         return out
-    if state.grad_enabled:
-        for a in args:
-            if isinstance(a, Tensor) and a.requires_grad:
-                versions = (tuple(a._version[0] for a in args if isinstance(a, Tensor))
-                            if prim.reads_inputs else None)
-                t = Tensor.__new__(Tensor)
-                t.data = out if type(out) is np.ndarray else np.asarray(out)
-                t.grad = None
-                t.requires_grad = True
-                t._node = Node(prim, args, kwargs, versions)
-                t._version = [0]
-                return t
+    if record and state.grad_enabled:
+        versions = (tuple([a._version[0] for a in args if isinstance(a, Tensor)])
+                    if prim.reads_inputs else None)
+        t = Tensor.__new__(Tensor)
+        t.data = out if type(out) is np.ndarray else np.asarray(out)
+        t.grad = None
+        t.requires_grad = True
+        t._node = Node(prim, args, kwargs, versions)
+        t._version = [0]
+        return t
     return Tensor._wrap(out)
 
 

@@ -206,43 +206,43 @@ class Tensor:
 
     # ----- arithmetic --------------------------------------------------------------------------
     def __add__(self, o: Any) -> Tensor:
-        return _ops.add(self, o)
+        return _apply(_ops.add, (self, o), _NO_KWARGS)
 
     def __radd__(self, o: Any) -> Tensor:
-        return _ops.add(o, self)
+        return _apply(_ops.add, (o, self), _NO_KWARGS)
 
     def __sub__(self, o: Any) -> Tensor:
-        return _ops.subtract(self, o)
+        return _apply(_ops.subtract, (self, o), _NO_KWARGS)
 
     def __rsub__(self, o: Any) -> Tensor:
-        return _ops.subtract(o, self)
+        return _apply(_ops.subtract, (o, self), _NO_KWARGS)
 
     def __mul__(self, o: Any) -> Tensor:
-        return _ops.multiply(self, o)
+        return _apply(_ops.multiply, (self, o), _NO_KWARGS)
 
     def __rmul__(self, o: Any) -> Tensor:
-        return _ops.multiply(o, self)
+        return _apply(_ops.multiply, (o, self), _NO_KWARGS)
 
     def __truediv__(self, o: Any) -> Tensor:
-        return _ops.divide(self, o)
+        return _apply(_ops.divide, (self, o), _NO_KWARGS)
 
     def __rtruediv__(self, o: Any) -> Tensor:
-        return _ops.divide(o, self)
+        return _apply(_ops.divide, (o, self), _NO_KWARGS)
 
     def __pow__(self, o: Any) -> Tensor:
-        return _ops.power(self, o)
+        return _apply(_ops.power, (self, o), _NO_KWARGS)
 
     def __rpow__(self, o: Any) -> Tensor:
-        return _ops.power(o, self)
+        return _apply(_ops.power, (o, self), _NO_KWARGS)
 
     def __matmul__(self, o: Any) -> Tensor:
-        return _ops.matmul(self, o)
+        return _apply(_ops.matmul, (self, o), _NO_KWARGS)
 
     def __rmatmul__(self, o: Any) -> Tensor:
-        return _ops.matmul(o, self)
+        return _apply(_ops.matmul, (o, self), _NO_KWARGS)
 
     def __neg__(self) -> Tensor:
-        return _ops.negative(self)
+        return _apply(_ops.negative, (self,), _NO_KWARGS)
 
     def __pos__(self) -> Tensor:
         return self
@@ -424,3 +424,7 @@ def as_tensor(data: ArrayLike, dtype: Any = None) -> Tensor:
 
 
 from . import ops as _ops  # noqa: E402  (ops needs Tensor; Tensor's methods need ops at call time)
+from .primitive import apply as _apply  # noqa: E402
+
+# operators call `apply` directly (one call less per op than going through Primitive.__call__)
+_NO_KWARGS: dict[str, Any] = {}
