@@ -461,3 +461,12 @@ def test_weight_gradient_of_x_at_wT_is_not_copied_yet_owned():
     ((tx @ tW.T) * (tx @ tV.T)).sum().backward()
     np.testing.assert_allclose(W.grad.data, tW.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(V.grad.data, tV.grad.numpy(), rtol=1e-12)
+
+
+def test_non_numeric_input_and_ragged_data_give_clear_errors():
+    with pytest.raises(dm.DtypeError, match="exp: cannot apply to"):
+        dm.exp(dm.tensor(np.array(["a", "b"])))
+    with pytest.raises(dm.DtypeError, match="add"):
+        dm.tensor([1.0, 2.0]) + "x"
+    with pytest.raises(dm.ShapeError, match="rectangular"):
+        dm.tensor([[1.0, 2.0], [3.0]])

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import state
-from .errors import AnomalyError, DlmathError, ShapeError
+from .errors import AnomalyError, DlmathError, DtypeError, ShapeError
 
 VjpRule = Callable[..., Any]
 FlopRule = Callable[..., int]
@@ -83,6 +83,8 @@ class Primitive:
             return self.forward(*args, **kwargs)
         except ValueError as exc:
             raise _shape_error(self, args, exc) from None
+        except TypeError as exc:
+            raise _type_error(self, args, exc) from None
 
 
 class Node:
@@ -114,6 +116,12 @@ def _shape_error(prim: Primitive, args: tuple[Any, ...], exc: Exception) -> Dlma
     return ShapeError(f"{prim.name}: operands do not fit ({shapes}): {exc}")
 
 
+def _type_error(prim: Primitive, args: tuple[Any, ...], exc: Exception) -> DlmathError:
+    kinds = ", ".join(describe(a) for a in args)
+    return DtypeError(f"{prim.name}: cannot apply to ({kinds}); expected numeric arrays, Tensors or "
+                      f"Python numbers: {exc}")
+
+
 def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain: bool = False) -> Any:
     """Run a primitive on Tensors/arrays and record it on the tape when needed."""
     # one pass over the arguments: this function runs once per op, so its cost is the engine's
@@ -131,6 +139,8 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
         out = prim.forward(*raw, **kwargs)
     except ValueError as exc:
         raise _shape_error(prim, args, exc) from None
+    except TypeError as exc:
+        raise _type_error(prim, args, exc) from None
     counter = state.flop_counter
     if counter is not None:
         counter.record(prim, tuple(raw), out, kwargs)

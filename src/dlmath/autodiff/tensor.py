@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import state
-from .errors import DtypeError, GradientError, InplaceModificationError
+from .errors import DtypeError, GradientError, InplaceModificationError, ShapeError
 
 ArrayLike = Any
 
@@ -27,7 +27,10 @@ def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
         return data
     if isinstance(data, np.generic):
         return np.asarray(data)
-    arr = np.asarray(data)
+    try:
+        arr = np.asarray(data)
+    except ValueError as exc:  # ragged nested lists
+        raise ShapeError(f"tensor: data does not form a rectangular array: {exc}") from None
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     return arr
