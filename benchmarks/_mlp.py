@@ -54,22 +54,27 @@ class Step:
 
 
 # ----- dlmath --------------------------------------------------------------------------------------
+def _dlmath_loss(ps: Sequence[Any], h: Any, labels: np.ndarray, rows: np.ndarray) -> Any:
+    """Mean softmax cross-entropy of the ReLU MLP (x @ W + b per layer) on dlmath."""
+    import dlmath as dm
+
+    n_layers = len(ps) // 2
+    for i in range(n_layers):
+        h = h @ ps[2 * i] + ps[2 * i + 1]
+        if i < n_layers - 1:
+            h = dm.relu(h)
+    return -dm.log_softmax(h, axis=-1)[rows, labels].mean()
+
+
 def make_dlmath(params: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray, lr: float = LR) -> Step:
     import dlmath as dm
 
     ps = [dm.tensor(p, requires_grad=True) for p in params]   # dm.tensor copies
     xt = dm.tensor(x)
     rows = np.arange(len(labels))
-    n_layers = len(ps) // 2
 
     def step() -> Any:
-        h = xt
-        for i in range(n_layers):
-            h = h @ ps[2 * i] + ps[2 * i + 1]
-            if i < n_layers - 1:
-                h = dm.relu(h)
-        lp = dm.log_softmax(h, axis=-1)
-        loss = -lp[rows, labels].mean()
+        loss = _dlmath_loss(ps, xt, labels, rows)
         loss.backward()
         with dm.no_grad():
             for p in ps:
@@ -85,14 +90,7 @@ def dlmath_grad_dtypes(params: Sequence[np.ndarray], x: np.ndarray, labels: np.n
     import dlmath as dm
 
     ps = [dm.tensor(p, requires_grad=True) for p in params]
-    h = dm.tensor(x)
-    n_layers = len(ps) // 2
-    for i in range(n_layers):
-        h = h @ ps[2 * i] + ps[2 * i + 1]
-        if i < n_layers - 1:
-            h = dm.relu(h)
-    loss = -dm.log_softmax(h, axis=-1)[np.arange(len(labels)), labels].mean()
-    loss.backward()
+    _dlmath_loss(ps, dm.tensor(x), labels, np.arange(len(labels))).backward()
     return [str(p.grad.dtype) for p in ps]
 
 

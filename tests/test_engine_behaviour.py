@@ -470,3 +470,14 @@ def test_non_numeric_input_and_ragged_data_give_clear_errors():
         dm.tensor([1.0, 2.0]) + "x"
     with pytest.raises(dm.ShapeError, match="rectangular"):
         dm.tensor([[1.0, 2.0], [3.0]])
+
+
+def test_transform_results_are_writeable_arrays_owned_by_the_caller():
+    g = dm.grad(lambda x: dm.sum(x))(np.ones(3))  # the VJP of sum is a broadcast (read-only) view
+    g -= 1.0
+    np.testing.assert_array_equal(g, np.zeros(3))
+    ct = np.arange(3.0)
+    _, vjp_fn = dm.vjp(lambda x: x * 1.0 + 0.0, np.ones(3))
+    (back,) = vjp_fn(ct)
+    back[0] = 99.0
+    np.testing.assert_array_equal(ct, [0.0, 1.0, 2.0])

@@ -51,7 +51,11 @@ def _out(x: Any, nested: bool) -> Any:
     if nested:
         return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
     arr = x.data if isinstance(x, Tensor) else np.asarray(x)
-    return arr[()] if arr.ndim == 0 else arr
+    if arr.ndim == 0:
+        return arr[()]
+    if not arr.flags.writeable or arr.base is not None:
+        arr = np.array(arr)  # a broadcast or a view (maybe of the caller's cotangent): hand out an owned array
+    return arr
 
 
 def _zeros_like(x: Tensor, nested: bool) -> Any:
