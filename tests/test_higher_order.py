@@ -423,3 +423,32 @@ def test_transforms_keep_float32():
     assert out.dtype == np.float32 and jv.dtype == np.float32
     t = torch.tensor(x0)
     close(dm.hessian(f)(x0), taf.hessian(lambda x: torch.sum(torch.tanh(x) ** 2), t), rtol=1e-5, atol=1e-6)
+
+
+def test_nested_transforms_see_tensors_captured_from_the_outer_one():
+    # the inner function closes over the outer variable x: JAX and torch.func differentiate through it
+    from torch.func import grad as tgrad
+
+    assert dm.grad(lambda x: x * dm.grad(lambda y: x * y)(2.0))(3.0) == pytest.approx(6.0)
+    t = tgrad(lambda x: x * tgrad(lambda y: x * y)(torch.tensor(2.0, dtype=torch.float64)))(
+        torch.tensor(3.0, dtype=torch.float64))
+    assert float(t) == pytest.approx(6.0)
+    np.testing.assert_allclose(
+        dm.grad(lambda x: dm.sum(dm.jacobian(lambda y: x * y)(np.ones(2))))(np.array([3.0, 1.0])), [1.0, 1.0])
+    assert dm.grad(lambda x: dm.value_and_grad(lambda y: x * y)(2.0)[0])(3.0) == pytest.approx(2.0)
+    assert dm.grad(lambda x: dm.jvp(lambda y: x * y, (2.0,), (1.0,))[1])(3.0) == pytest.approx(1.0)
+    assert dm.grad(lambda x: dm.vjp(lambda y: x * y, 2.0)[1](1.0)[0])(3.0) == pytest.approx(1.0)
+    # an inner transform's own leaf that escapes does not make the outer result a Tensor
+    assert isinstance(dm.grad(lambda x: dm.value_and_grad(lambda y: x * y)(2.0)[0])(3.0), np.floating)
+
+
+def test_transform_argument_errors_are_clear():
+    f2 = lambda x, y: dm.sum(x * y)  # noqa: E731
+    with pytest.raises(dm.GradientError, match="twice"):
+        dm.grad(f2, argnums=(0, 0))(np.ones(2), np.ones(2))
+    with pytest.raises(dm.GradientError, match="one argnum"):
+        dm.jacobian(f2, argnums=(0, 1))
+    with pytest.raises(dm.ShapeError, match="tuple"):
+        dm.grad(lambda x: (dm.sum(x), dm.sum(x)))(np.ones(2))
+    np.testing.assert_allclose(dm.grad(f2, argnums=np.int64(1))(np.ones(2) * 3, np.ones(2)), [3.0, 3.0])
+    assert dm.jacobian(lambda x: x[:0])(np.ones(3)).shape == (0, 3)

@@ -13,37 +13,75 @@ from typing import Any
 import numpy as np
 
 from . import ops, state
-from .backprop import backprop
+from .backprop import backprop, topological_order
 from .errors import GradientError, ShapeError
 from .tensor import Tensor, check_differentiable_dtype
 
 Function = Callable[..., Any]
 
 
+def _single(argnums: Any) -> bool:
+    return isinstance(argnums, (int, np.integer))
+
+
 def _argnums(argnums: int | Sequence[int], n: int) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = (argnums,) if _single(argnums) else tuple(argnums)  # type: ignore[arg-type]
+    out = []
     for a in nums:
+        if not _single(a):
+            raise GradientError(f"argnums must be an int or a sequence of ints, got {argnums!r}")
         if not -n <= a < n:
             raise GradientError(f"argnums={argnums} but the function was called with {n} positional arguments")
-    return tuple(a % n for a in nums)
+        out.append(int(a) % n)
+    if len(set(out)) != len(out):
+        raise GradientError(f"argnums={argnums} names the same argument twice")
+    return tuple(out)
 
 
-def _leaf(x: Any, what: str) -> Tensor:
+class _TransformLeaf(Tensor):
+    """A leaf made by a transform, marked with the nesting level of that transform."""
+
+    __slots__ = ("level",)
+
+
+_depth = 0  # how many transforms are calling their function right now
+
+
+def _leaf(x: Any, what: str, level: int) -> Tensor:
     """A fresh tensor to differentiate with respect to; linked to x if x is itself on a tape."""
     if isinstance(x, Tensor):
         if x.requires_grad:
             return ops.identity(x)
         arr = x.data
     else:
-        arr = np.asarray(x)
+        try:
+            arr = np.array(x)  # a copy: what f sees (and may return) is never the caller's array
+        except ValueError as exc:
+            raise ShapeError(f"{what}: expected an array, got {type(x).__name__} that is not rectangular "
+                             f"({exc}); pass each array as its own argument") from None
         if arr.dtype.kind in "biu" and not isinstance(x, np.ndarray):
             arr = arr.astype(np.float64)
     check_differentiable_dtype(arr, what)
-    return Tensor(arr, requires_grad=True)
+    leaf = _TransformLeaf.__new__(_TransformLeaf)
+    Tensor.__init__(leaf, arr if not isinstance(x, Tensor) else np.array(arr), requires_grad=True)
+    leaf.level = level
+    return leaf
 
 
 def _nested(args: Sequence[Any]) -> bool:
     return state.grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+
+
+def _depends_on_outer(out: Tensor, level: int) -> bool:
+    """Does ``out`` depend on a leaf of an enclosing computation?
+
+    That is a leaf of an outer transform (lower level) or one the user made (level 0). It
+    reaches the function as an argument (then this transform's leaf is linked to it) or by
+    closure, as in ``grad(lambda x: x * grad(lambda y: x * y)(2.0))``: either way the result
+    must stay on the tape so that the outer transform can differentiate it. Leaves of inner
+    transforms that escaped (higher level) do not count.
+    """
+    return any(t._node is None and getattr(t, "level", 0) < level for t in topological_order([out]))
 
 
 def _out(x: Any, nested: bool) -> Any:
@@ -63,24 +101,36 @@ def _zeros_like(x: Tensor, nested: bool) -> Any:
 
 
 def _call(f: Function, args: Sequence[Any], kwargs: dict[str, Any], nums: tuple[int, ...]
-          ) -> tuple[Any, list[Tensor]]:
-    leaves = [_leaf(args[i], f"argument {i}") for i in nums]
+          ) -> tuple[Tensor, list[Tensor], bool]:
+    """Call f on fresh leaves; return its output as a Tensor, the leaves, and whether the call is
+    nested in an enclosing computation (then results are returned as Tensors on the tape)."""
+    global _depth
+    recording = state.grad_enabled
+    level = _depth + 1
+    leaves = [_leaf(args[i], f"argument {i}", level) for i in nums]
     call_args = list(args)
     for i, leaf in zip(nums, leaves, strict=True):
         call_args[i] = leaf
-    with state.enable_grad():
-        out = f(*call_args, **kwargs)
-    return out, leaves
+    _depth = level
+    try:
+        with state.enable_grad():
+            out = f(*call_args, **kwargs)
+    finally:
+        _depth = level - 1
+    if isinstance(out, (tuple, list, dict)):
+        raise ShapeError(f"{getattr(f, '__name__', 'the function')} returned a {type(out).__name__}; "
+                         f"transforms need a single array output (differentiate each output separately)")
+    if not isinstance(out, Tensor):
+        out = Tensor._wrap(np.asarray(out))
+    nested = recording and out.requires_grad and _depends_on_outer(out, level)
+    return out, leaves, nested
 
 
 def value_and_grad(f: Function, argnums: int | Sequence[int] = 0) -> Function:
     r"""``f`` and its gradient $\nabla f$ in one reverse pass; ``f`` must return a scalar."""
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
         nums = _argnums(argnums, len(args))
-        nested = _nested(args)
-        out, leaves = _call(f, args, kwargs, nums)
-        if not isinstance(out, Tensor):
-            out = Tensor._wrap(np.asarray(out))
+        out, leaves, nested = _call(f, args, kwargs, nums)
         if out.size != 1:
             raise ShapeError(f"grad: the function must return a scalar, it returned shape {out.shape} "
                              f"(use dm.jacobian or dm.vjp for vector outputs)")
@@ -90,7 +140,7 @@ def value_and_grad(f: Function, argnums: int | Sequence[int] = 0) -> Function:
             grads = [None] * len(leaves)
         res = [_out(g, nested) if g is not None else _zeros_like(x, nested) for g, x in zip(grads, leaves, strict=True)]
         value = _out(out if nested else out.data.reshape(()), nested)
-        return value, (res[0] if isinstance(argnums, int) else tuple(res))
+        return value, (res[0] if _single(argnums) else tuple(res))
     wrapped.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
     return wrapped
 
@@ -110,13 +160,10 @@ def vjp(f: Function, *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...
 
     The tape is kept, so ``vjp_fn`` may be called many times (one reverse pass each).
     """
-    nested = _nested(primals)
-    out, leaves = _call(f, primals, {}, tuple(range(len(primals))))
-    if not isinstance(out, Tensor):
-        out = Tensor._wrap(np.asarray(out))
+    out, leaves, nested = _call(f, primals, {}, tuple(range(len(primals))))
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
-        ct = cotangent if isinstance(cotangent, Tensor) else np.asarray(cotangent, dtype=out.dtype)
+        ct = cotangent if isinstance(cotangent, Tensor) else np.array(cotangent, dtype=out.dtype)
         if ct.shape != out.shape:
             raise ShapeError(f"vjp: cotangent of shape {ct.shape} does not match the output shape {out.shape}")
         deep = nested or (isinstance(cotangent, Tensor) and cotangent.requires_grad)
@@ -137,10 +184,7 @@ def _linearize(f: Function, primals: Sequence[Any]) -> tuple[Tensor, Tensor, lis
 
     $g$ is linear in $u$, so $\partial \langle g(u), v\rangle/\partial u = J v$: forward mode
     from two reverse passes (the "double-VJP trick")."""
-    nested = _nested(primals)
-    out, leaves = _call(f, primals, {}, tuple(range(len(primals))))
-    if not isinstance(out, Tensor):
-        out = Tensor._wrap(np.asarray(out))
+    out, leaves, nested = _call(f, primals, {}, tuple(range(len(primals))))
     u = Tensor(np.zeros_like(out.data), requires_grad=True)
     with state.enable_grad():
         gs = backprop([out], [u], leaves, create_graph=True) if out.requires_grad else [None] * len(leaves)
@@ -189,18 +233,18 @@ def jacobian(f: Function, argnums: int = 0, mode: str = "auto") -> Function:
     """
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+    if not _single(argnums):
+        raise GradientError(f"jacobian and hessian take one argnum (an int), got {argnums!r}; "
+                            f"call them once per argument")
 
     def wrapped(*args: Any) -> Any:
         nums = _argnums(argnums, len(args))
-        nested = _nested(args)
-        out, leaves = _call(f, args, {}, nums)
+        out, leaves, nested = _call(f, args, {}, nums)
         (x,) = leaves
-        if not isinstance(out, Tensor):
-            out = Tensor._wrap(np.asarray(out))
         m, n = out.size, x.size
         use_forward = mode == "forward" or (mode == "auto" and n < m)
         rows = []
-        if not out.requires_grad:
+        if not out.requires_grad or m == 0 or n == 0:
             return _out(np.zeros(out.shape + x.shape, dtype=out.dtype), nested)
         if use_forward:
             u = Tensor(np.zeros_like(out.data), requires_grad=True)
