@@ -481,3 +481,114 @@ def test_transform_results_are_writeable_arrays_owned_by_the_caller():
     (back,) = vjp_fn(ct)
     back[0] = 99.0
     np.testing.assert_array_equal(ct, [0.0, 1.0, 2.0])
+
+
+def test_views_share_the_version_counter_of_their_base_like_torch():
+    w = dm.tensor(np.array([0.5, 1.0, 2.0]), requires_grad=True)
+    h = w * w
+    with dm.no_grad():
+        v = w[0:2]
+        v += 10.0
+    with pytest.raises(dm.InplaceModificationError, match="multiply"):
+        h.sum().backward()
+    c = dm.tensor(np.array([0.5, 1.0, 2.0]))
+    x = dm.tensor(np.array([0.5, 1.0, 2.0]), requires_grad=True)
+    y = (x * c.reshape(3)).sum()
+    c[0] = 100.0
+    with pytest.raises(dm.InplaceModificationError):
+        y.backward()
+    tw = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    th = tw * tw
+    with torch.no_grad():
+        tv = tw[0:2]
+        tv += 10.0
+    with pytest.raises(RuntimeError, match="inplace"):
+        th.sum().backward()
+
+
+def test_an_output_its_backward_needs_cannot_change_in_place_like_torch():
+    x = dm.tensor(np.array([0.5, 1.0, 2.0]), requires_grad=True)
+    y = dm.exp(x)
+    s = y.sum()
+    with dm.no_grad():
+        y += 1
+    with pytest.raises(dm.InplaceModificationError, match="output of op 'exp'"):
+        s.backward()
+    tx = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    ty = torch.exp(tx)
+    ts = ty.sum()
+    with torch.no_grad():
+        ty += 1
+    with pytest.raises(RuntimeError, match="inplace"):
+        ts.backward()
+
+
+def test_setitem_of_a_tensor_that_requires_grad_is_refused_not_silently_dropped():
+    x = dm.tensor(np.array([3.0, 1.0]), requires_grad=True)
+    c = dm.tensor(np.zeros(2))
+    with pytest.raises(dm.GradientError, match=r"dm\.where"):
+        c[0] = x[0]
+
+
+def test_casts_to_integers_are_constants_and_float_casts_carry_gradients():
+    x = dm.tensor(np.array([1.5, 2.7]), requires_grad=True)
+    (x.astype(np.int64) * x).sum().backward()
+    tx = torch.tensor([1.5, 2.7], dtype=torch.float64, requires_grad=True)
+    (tx.to(torch.int64) * tx).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
+    y = dm.tensor(np.array([1.5, 2.7]), requires_grad=True)
+    (y.astype(np.float32) ** 2).sum().backward()
+    assert y.grad.dtype == np.float64
+    np.testing.assert_allclose(y.grad.data, [3.0, 5.4], rtol=1e-6)
+
+
+def test_complex_tensors_cannot_require_grad():
+    with pytest.raises(dm.DtypeError, match="complex"):
+        dm.tensor(np.array([1 + 1j]), requires_grad=True)
+
+
+def test_std_of_a_constant_has_zero_gradient_like_torch():
+    x = dm.tensor(np.ones((3, 2)), requires_grad=True)
+    dm.std(x, axis=0).sum().backward()
+    tx = torch.ones((3, 2), dtype=torch.float64, requires_grad=True)
+    torch.std(tx, dim=0, correction=0).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
+
+
+def test_einsum_backward_with_size_one_broadcasting():
+    a0, b0 = RNG.standard_normal((3, 1)), RNG.standard_normal((3, 4))
+    a, b = dm.tensor(a0, requires_grad=True), dm.tensor(b0, requires_grad=True)
+    dm.einsum("ij,ij->i", a, b).sum().backward()
+    ta, tb = torch.tensor(a0, requires_grad=True), torch.tensor(b0, requires_grad=True)
+    torch.einsum("ij,ij->i", ta, tb).sum().backward()
+    np.testing.assert_allclose(a.grad.data, ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.data, tb.grad.numpy(), rtol=1e-12)
+
+
+def test_anomaly_inside_a_vjp_rule_is_labelled_as_backward():
+    with dm.detect_anomaly():
+        x = dm.tensor(np.array([0.0, 1.0]), requires_grad=True)
+        with pytest.raises(dm.AnomalyError, match="backward of op 'sqrt'"):
+            dm.sqrt(x).sum().backward(create_graph=True)
+
+
+def test_more_bad_input_gets_dlmath_errors():
+    x = dm.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    for call in (lambda: dm.swapaxes(x, 0, 5), lambda: dm.unsqueeze(x, 5), lambda: dm.squeeze(x, 3),
+                 lambda: dm.split(x, 0), lambda: dm.split(x, 1, axis=5), lambda: x[10]):
+        with pytest.raises(dm.ShapeError):
+            call()
+    with pytest.raises(dm.DtypeError, match="integers"):
+        x[dm.tensor([1, 0])]
+    with pytest.raises(dm.DtypeError):
+        x.sum().backward(grad="abc")
+
+
+def test_nested_count_flops_blocks_both_count():
+    a = dm.tensor(np.ones((2, 3)), requires_grad=True)
+    with dm.count_flops() as outer:
+        with dm.count_flops() as inner:
+            (a @ np.ones((3, 4))).sum().backward()
+        dm.exp(a)
+    assert inner.forward == 2 * 2 * 3 * 4 + 8 and inner.backward > 0
+    assert outer.forward == inner.forward + 6 and outer.backward == inner.backward

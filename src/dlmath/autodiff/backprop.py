@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import ops, state
-from .errors import GradientError, InplaceModificationError, ShapeError
+from .errors import DtypeError, GradientError, InplaceModificationError, ShapeError
 from .primitive import check_finite
 from .tensor import Tensor
 
@@ -67,6 +67,11 @@ def reduce_to_shape(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
 
 def _check_versions(t: Tensor) -> None:
     node = t._node
+    if node.prim.reads_output and t._version[0] != node.out_version:
+        raise InplaceModificationError(
+            f"the output of op '{node.prim.name}' (shape {t.shape}, {t.dtype}) was modified in place "
+            f"after it was computed, and its backward needs it (version {node.out_version} -> "
+            f"{t._version[0]}); the gradient would be wrong. Modify a copy (dm.tensor(y)) instead.")
     saved = node.versions
     if saved is None:
         return
@@ -152,6 +157,8 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
             else:
                 args = [a.data if isinstance(a, Tensor) else a for a in node.args]
                 ans = t.data
+            if state.anomaly_enabled:
+                state.anomaly_context = f"backward of op '{prim.name}' (an op inside its VJP rule)"
             for i, a in enumerate(node.args):
                 if not (isinstance(a, Tensor) and a.requires_grad):
                     continue
@@ -176,6 +183,7 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
                 grads[id(a)] = gi if prev is None else prev + gi
     finally:
         state.grad_enabled = previous_mode
+        state.anomaly_context = None
         if counter is not None:
             counter.phase = previous_phase
     return results if inputs is not None else None
@@ -211,7 +219,11 @@ def make_seed(out: Tensor, grad: Any) -> Any:
                 f"the same shape); reduce it first, e.g. out.sum().backward()")
         return np.ones_like(out.data)
     g = grad if isinstance(grad, Tensor) else None
-    arr = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=out.dtype)
+    try:
+        arr = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=out.dtype)
+    except (TypeError, ValueError):
+        raise DtypeError(f"backward(grad=...) needs a numeric array of the output's shape {out.shape}, "
+                         f"got {type(grad).__name__}") from None
     if arr.shape != out.shape:
         raise ShapeError(f"backward(grad=...) got a cotangent of shape {arr.shape}; "
                          f"expected the output's shape {out.shape}")

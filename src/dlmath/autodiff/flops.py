@@ -18,7 +18,8 @@ from . import state
 class FlopCounter:
     """Totals of flops by phase ('forward', 'backward') and by (phase, op)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: FlopCounter | None = None) -> None:
+        self.parent = parent  # an enclosing count_flops block, which counts these flops too
         self.phase = "forward"
         self.by_phase: Counter[str] = Counter()
         self.by_op: Counter[tuple[str, str]] = Counter()
@@ -29,6 +30,10 @@ class FlopCounter:
         self.by_phase[self.phase] += n
         self.by_op[(self.phase, prim.name)] += n
         self.calls[(self.phase, prim.name)] += 1
+        if self.parent is not None:
+            saved, self.parent.phase = self.parent.phase, self.phase
+            self.parent.record(prim, raw, out, kwargs)
+            self.parent.phase = saved
 
     @property
     def forward(self) -> int:
@@ -54,8 +59,8 @@ def count_flops() -> Iterator[FlopCounter]:
     ...     loss = f(w); loss.backward()
     >>> c.backward / c.forward
     """
-    counter = FlopCounter()
     previous = state.flop_counter
+    counter = FlopCounter(previous)
     state.flop_counter = counter
     try:
         yield counter

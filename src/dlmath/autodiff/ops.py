@@ -45,8 +45,9 @@ def _reduce_flops(out: Any, x: Any, *args: Any, **kwargs: Any) -> int:
     return int(np.size(x))
 
 
-def _unary(name: str, fn: Any, rule: Any, doc: str, reads_inputs: bool = True) -> Primitive:
-    return Primitive(name, fn, _ew_flops, doc, reads_inputs).defvjp(rule)
+def _unary(name: str, fn: Any, rule: Any, doc: str, reads_inputs: bool = True,
+           reads_output: bool = False) -> Primitive:
+    return Primitive(name, fn, _ew_flops, doc, reads_inputs, reads_output).defvjp(rule)
 
 
 # ----- elementwise arithmetic (NumPy broadcasting) -------------------------------------------
@@ -59,7 +60,7 @@ subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y", reads_inputs=F
 multiply = Primitive("multiply", np.multiply, _ew_flops, "x * y").defvjp(
     lambda g, ans, x, y: g * y,
     lambda g, ans, x, y: g * x)
-divide = Primitive("divide", np.true_divide, _ew_flops, "x / y").defvjp(
+divide = Primitive("divide", np.true_divide, _ew_flops, "x / y", reads_output=True).defvjp(
     lambda g, ans, x, y: g / y,
     lambda g, ans, x, y: -g * ans / y)
 
@@ -80,18 +81,19 @@ def _power_vjp_exponent(g: Any, ans: Any, x: Any, y: Any) -> Any:
     return where(positive, g * ans * log(where(positive, x, 1.0)), 0.0)
 
 
-power = Primitive("power", np.power, _ew_flops, "x ** y").defvjp(_power_vjp_base, _power_vjp_exponent)
+power = Primitive("power", np.power, _ew_flops, "x ** y", reads_output=True).defvjp(
+    _power_vjp_base, _power_vjp_exponent)
 negative = _unary("negative", np.negative, lambda g, ans, x: -g, "-x", reads_inputs=False)
 abs = _unary("abs", np.abs, lambda g, ans, x: g * np.sign(_data(x)), "|x| (gradient sign(x), 0 at 0)")
-exp = _unary("exp", np.exp, lambda g, ans, x: g * ans, "e^x")
+exp = _unary("exp", np.exp, lambda g, ans, x: g * ans, "e^x", reads_output=True)
 log = _unary("log", np.log, lambda g, ans, x: g / x, "natural logarithm")
 log1p = _unary("log1p", np.log1p, lambda g, ans, x: g / (1 + x), "log(1 + x), accurate near 0")
-sqrt = _unary("sqrt", np.sqrt, lambda g, ans, x: g / (2 * ans), "square root")
+sqrt = _unary("sqrt", np.sqrt, lambda g, ans, x: g / (2 * ans), "square root", reads_output=True)
 sin = _unary("sin", np.sin, lambda g, ans, x: g * cos(x), "sine")
 cos = _unary("cos", np.cos, lambda g, ans, x: -(g * sin(x)), "cosine")
-tanh = _unary("tanh", np.tanh, lambda g, ans, x: g * (1 - ans * ans), "hyperbolic tangent")
+tanh = _unary("tanh", np.tanh, lambda g, ans, x: g * (1 - ans * ans), "hyperbolic tangent", reads_output=True)
 sigmoid = _unary("sigmoid", _special.expit, lambda g, ans, x: g * ans * (1 - ans),
-                 r"logistic sigmoid $\sigma(x) = 1/(1+e^{-x})$, computed without overflow")
+                 r"logistic sigmoid $\sigma(x) = 1/(1+e^{-x})$, computed without overflow", reads_output=True)
 relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, ans, x: g * (_data(x) > 0),
               "max(x, 0) (gradient 0 at 0, as PyTorch)")
 softplus = _unary("softplus", lambda x: np.logaddexp(0, x), lambda g, ans, x: g * sigmoid(x),
@@ -136,8 +138,17 @@ def _astype_forward(x: Any, dtype: Any) -> Any:
     return np.asarray(x).astype(dtype, copy=False)
 
 
-astype = Primitive("astype", _astype_forward, None, "cast to another floating dtype", reads_inputs=False).defvjp(
+_astype = Primitive("astype", _astype_forward, None, "cast to another floating dtype", reads_inputs=False).defvjp(
     lambda g, ans, x, dtype: astype(g, _data(x).dtype))
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    """Cast to ``dtype``. A cast to a floating dtype is differentiable; a cast to an integer or
+    boolean dtype gives a constant (its derivative is zero almost everywhere), as in PyTorch."""
+    if np.dtype(dtype).kind == "f":
+        return _astype(x, dtype)
+    cast = np.asarray(_data(x)).astype(dtype)
+    return Tensor._wrap(cast) if isinstance(x, Tensor) else cast
 
 
 # ----- matrix product --------------------------------------------------------------------------
@@ -215,9 +226,9 @@ def _extremum_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = F
 
 
 max = Primitive("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
-                _reduce_flops, "maximum over axes (ties share the gradient)").defvjp(_extremum_vjp)
+                _reduce_flops, "maximum over axes (ties share the gradient)", reads_output=True).defvjp(_extremum_vjp)
 min = Primitive("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
-                _reduce_flops, "minimum over axes (ties share the gradient)").defvjp(_extremum_vjp)
+                _reduce_flops, "minimum over axes (ties share the gradient)", reads_output=True).defvjp(_extremum_vjp)
 
 
 def _prod_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -249,7 +260,7 @@ def _prod_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False
 
 
 prod = Primitive("prod", lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
-                 _reduce_flops, "product over axes").defvjp(_prod_vjp)
+                 _reduce_flops, "product over axes", reads_output=True).defvjp(_prod_vjp)
 
 
 def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -260,7 +271,7 @@ def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 logsumexp = Primitive("logsumexp", _logsumexp_forward, lambda out, x, *a, **k: 3 * int(np.size(x)),
-                      r"$\log\sum_i e^{x_i}$, shifted by the max for stability").defvjp(
+                      r"$\log\sum_i e^{x_i}$, shifted by the max for stability", reads_output=True).defvjp(
     lambda g, ans, x, axis=None, keepdims=False:
         _keep(g, x, axis, keepdims) * exp(x - _keep(ans, x, axis, keepdims)))
 
@@ -272,7 +283,7 @@ def _softmax_forward(x: Any, axis: int = -1) -> Any:
 
 
 softmax = Primitive("softmax", _softmax_forward, lambda out, x, *a, **k: 4 * int(np.size(x)),
-                    r"$\mathrm{softmax}(x)_i = e^{x_i}/\sum_j e^{x_j}$").defvjp(
+                    r"$\mathrm{softmax}(x)_i = e^{x_i}/\sum_j e^{x_j}$", reads_output=True).defvjp(
     # J = diag(p) - p p^T, so J^T g = p * (g - <g, p>)
     lambda g, ans, x, axis=-1: ans * (g - sum(g * ans, axis=axis, keepdims=True)))
 
@@ -283,7 +294,7 @@ def _log_softmax_forward(x: Any, axis: int = -1) -> Any:
 
 
 log_softmax = Primitive("log_softmax", _log_softmax_forward, lambda out, x, *a, **k: 4 * int(np.size(x)),
-                        r"$x_i - \log\sum_j e^{x_j}$").defvjp(
+                        r"$x_i - \log\sum_j e^{x_j}$", reads_output=True).defvjp(
     lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
 
 
@@ -428,6 +439,11 @@ def _einsum_vjp(i: int, g: Any, ans: Any, subscripts: str, *operands: Any) -> An
         sizes = dict(zip(kept, r.shape, strict=True))
         r = broadcast_to(reshape(r, tuple(sizes.get(c, 1) for c in target)),
                          tuple(sizes.get(c, n) for c, n in zip(target, shape, strict=True)))
+    shape = operands[k].shape
+    if r.shape != shape:  # operand k had size 1 where another operand broadcast it: expand, the engine sums
+        full = np.broadcast_shapes(r.shape, shape)
+        if full != r.shape:
+            r = broadcast_to(r, full)
     return r
 
 
@@ -455,10 +471,18 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     return _concatenate(*arrays, axis=axis)
 
 
+def _check_axis(axis: Any, ndim: int, op: str) -> int:
+    """``axis`` as a non-negative int, or a ShapeError naming the op and the valid range."""
+    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise ShapeError(f"{op}: axis {axis!r} is out of range for {ndim} dimensions "
+                         f"(expected an int in [{-ndim}, {ndim - 1}])")
+    return int(axis) % ndim
+
+
 def unsqueeze(x: Any, axis: int) -> Any:
     """Insert a new axis of size 1 at ``axis`` (PyTorch's name for ``expand_dims``)."""
     shape = list(np.shape(x))
-    ax = axis if axis >= 0 else len(shape) + 1 + axis
+    ax = _check_axis(axis, len(shape) + 1, "unsqueeze")
     return reshape(x, tuple(shape[:ax] + [1] + shape[ax:]))
 
 
@@ -471,7 +495,8 @@ def squeeze(x: Any, axis: Any = None) -> Any:
     if axis is None:
         drop = {i for i, s in enumerate(shape) if s == 1}
     else:
-        drop = set(_axes(axis, len(shape)))
+        axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+        drop = {_check_axis(a, len(shape), "squeeze") for a in axes}
         bad = [a for a in drop if shape[a] != 1]
         if bad:
             raise ShapeError(f"squeeze: axis {bad[0]} of a tensor of shape {shape} has size {shape[bad[0]]}, not 1")
@@ -485,9 +510,9 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
     """Split into pieces along ``axis`` (NumPy's ``split`` semantics)."""
-    n = np.shape(x)[axis]
+    n = np.shape(x)[_check_axis(axis, np.ndim(x), "split")]
     if isinstance(indices_or_sections, (int, np.integer)):
-        if n % indices_or_sections:
+        if indices_or_sections <= 0 or n % indices_or_sections:
             raise ShapeError(f"split: axis {axis} of size {n} does not divide into {indices_or_sections} equal parts")
         step = n // indices_or_sections
         bounds = list(range(0, n + 1, step))
@@ -500,7 +525,8 @@ def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
 def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
     """Exchange two axes."""
     axes = list(range(np.ndim(x)))
-    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    a1, a2 = _check_axis(axis1, len(axes), "swapaxes"), _check_axis(axis2, len(axes), "swapaxes")
+    axes[a1], axes[a2] = axes[a2], axes[a1]
     return transpose(x, tuple(axes))
 
 
@@ -528,8 +554,11 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
 
 
 def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
-    """Square root of ``var``."""
-    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+    r"""Square root of ``var``; where the variance is 0 the gradient is taken as 0 (as PyTorch),
+    not the NaN that $\partial\sqrt v/\partial v = \infty$ times 0 would give."""
+    v = var(x, axis=axis, ddof=ddof, keepdims=keepdims)
+    positive = _data(v) > 0
+    return where(positive, sqrt(where(positive, v, 1.0)), 0.0)
 
 
 def gelu(x: Any, approximate: str = "none") -> Any:

@@ -41,11 +41,13 @@ class Primitive:
     """
 
     def __init__(self, name: str, forward: Callable[..., Any], flops: FlopRule | None = None,
-                 doc: str | None = None, reads_inputs: bool = True) -> None:
+                 doc: str | None = None, reads_inputs: bool = True, reads_output: bool = False) -> None:
         self.name = name
         # False for ops whose VJP rules use only shapes (add, reshape, getitem...): changing their
         # inputs in place after the forward cannot make the gradient wrong, so it is not an error
         self.reads_inputs = reads_inputs
+        # True for ops whose VJP rules use the output (exp: g * ans): it must not change either
+        self.reads_output = reads_output
         self.__name__ = name
         self.__qualname__ = name
         self.forward = forward
@@ -81,7 +83,7 @@ class Primitive:
             return apply(self, args, kwargs, plain=True)
         try:
             return self.forward(*args, **kwargs)
-        except ValueError as exc:
+        except (ValueError, IndexError) as exc:
             raise _shape_error(self, args, exc) from None
         except TypeError as exc:
             raise _type_error(self, args, exc) from None
@@ -90,14 +92,15 @@ class Primitive:
 class Node:
     """One entry of the tape: the op that made a tensor and what it consumed."""
 
-    __slots__ = ("prim", "args", "kwargs", "versions")
+    __slots__ = ("prim", "args", "kwargs", "versions", "out_version")
 
     def __init__(self, prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any],
-                 versions: tuple[int, ...]) -> None:
+                 versions: tuple[int, ...] | None, out_version: int) -> None:
         self.prim = prim
         self.args = args
         self.kwargs = kwargs
-        self.versions = versions
+        self.versions = versions        # of the Tensor arguments, when the VJP rules read them
+        self.out_version = out_version  # of the output, checked when the VJP rules read it (ans)
 
 
 def describe(x: Any) -> str:
@@ -137,7 +140,7 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
             raw.append(a)
     try:
         out = prim.forward(*raw, **kwargs)
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:
         raise _shape_error(prim, args, exc) from None
     except TypeError as exc:
         raise _type_error(prim, args, exc) from None
@@ -145,20 +148,39 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
     if counter is not None:
         counter.record(prim, tuple(raw), out, kwargs)
     if state.anomaly_enabled:
-        check_finite(out, prim, tuple(raw), "forward")
+        phase = "forward" if state.anomaly_context is None else state.anomaly_context
+        check_finite(out, prim, tuple(raw), phase)
     if plain:
         return out
+    data = out if type(out) is np.ndarray else np.asarray(out)
+    version = _version_counter(data, args)
     if record and state.grad_enabled:
         versions = (tuple([a._version[0] for a in args if isinstance(a, Tensor)])
                     if prim.reads_inputs else None)
         t = Tensor.__new__(Tensor)
-        t.data = out if type(out) is np.ndarray else np.asarray(out)
+        t.data = data
         t.grad = None
         t.requires_grad = True
-        t._node = Node(prim, args, kwargs, versions)
-        t._version = [0]
+        t._node = Node(prim, args, kwargs, versions, version[0])
+        t._version = version
         return t
-    return Tensor._wrap(out)
+    t = Tensor._wrap(data)
+    t._version = version
+    return t
+
+
+def _version_counter(data: np.ndarray, args: tuple[Any, ...]) -> list[int]:
+    """A new counter for fresh data; the input's counter when ``data`` is a view of an input's data,
+    so that an in-place change through the view is seen by every op that saved the input (as torch)."""
+    if data.base is None:
+        for a in args:
+            if isinstance(a, Tensor) and a.data is data:
+                return a._version
+        return [0]
+    for a in args:
+        if isinstance(a, Tensor) and np.may_share_memory(data, a.data):
+            return a._version
+    return [0]
 
 
 def check_finite(out: Any, prim: Primitive, raw: tuple[Any, ...], phase: str) -> None:

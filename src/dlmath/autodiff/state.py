@@ -14,6 +14,8 @@ from typing import Any
 
 grad_enabled: bool = True
 anomaly_enabled: bool = False
+# While detect_anomaly() is on and a VJP rule runs: which op's backward it is (for error messages)
+anomaly_context: str | None = None
 # The active FlopCounter (see flops.py) or None; typed loosely to keep this module at the bottom.
 flop_counter: Any = None
 

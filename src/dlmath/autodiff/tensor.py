@@ -37,7 +37,10 @@ def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
 
 
 def check_differentiable_dtype(arr: np.ndarray, what: str) -> None:
-    if arr.dtype.kind not in "fc":
+    if arr.dtype.kind == "c":
+        raise DtypeError(f"{what} has dtype {arr.dtype}; gradients of complex tensors are not supported "
+                         f"(their conjugation convention is not implemented): use real and imaginary parts")
+    if arr.dtype.kind != "f":
         raise DtypeError(f"{what} has dtype {arr.dtype}; only floating-point tensors can require "
                          f"gradients (convert with dm.tensor(x, dtype=np.float64) or .astype(np.float64))")
 
@@ -180,6 +183,10 @@ class Tensor:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._check_inplace("item assignment")
+        if isinstance(value, Tensor) and value.requires_grad and state.grad_enabled:
+            raise GradientError(
+                f"item assignment of a tensor that requires grad (shape {value.shape}) would drop its "
+                f"gradient; build the result with dm.where, dm.concatenate or dm.stack instead")
         self.data[_index(index)] = value.data if isinstance(value, Tensor) else value
         self._version[0] += 1
 
@@ -396,11 +403,18 @@ def _raw(x: Any) -> Any:
 
 def _index(index: Any) -> Any:
     """Indices may contain Tensors (e.g. labels); they index by their values."""
-    if isinstance(index, Tensor):
-        return index.data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
+        return tuple(_index_tensor(i) for i in index)
+    return _index_tensor(index)
+
+
+def _index_tensor(i: Any) -> Any:
+    if not isinstance(i, Tensor):
+        return i
+    if i.data.dtype.kind not in "biu":
+        raise DtypeError(f"an index tensor must hold integers or booleans, got {i.data.dtype} (dm.tensor makes "
+                         f"lists float64: index with np.array([...]) or dm.tensor(..., dtype=np.int64))")
+    return i.data
 
 
 def describe_tensor(t: Tensor) -> str:
