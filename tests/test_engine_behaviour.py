@@ -565,6 +565,7 @@ def test_einsum_backward_with_size_one_broadcasting():
     np.testing.assert_allclose(b.grad.data, tb.grad.numpy(), rtol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero")
 def test_anomaly_inside_a_vjp_rule_is_labelled_as_backward():
     with dm.detect_anomaly():
         x = dm.tensor(np.array([0.0, 1.0]), requires_grad=True)
