@@ -568,3 +568,16 @@ def test_integer_constants_promote():
     k = np.array([1, 2, 3])
     compare(lambda a: a * k + k, lambda a: a * torch.from_numpy(k) + torch.from_numpy(k), x)
     compare(lambda a: a[k - 1] * 2, lambda a: a[torch.from_numpy(k - 1)] * 2, x)
+
+
+def test_concatenate_with_axis_none_flattens_like_numpy_and_its_gradient_follows():
+    a0, b0 = np.arange(6.0).reshape(2, 3), np.arange(4.0)
+    a, b = dm.tensor(a0, requires_grad=True), dm.tensor(b0, requires_grad=True)
+    out = dm.concatenate([a, b], axis=None)
+    np.testing.assert_array_equal(out.data, np.concatenate([a0, b0], axis=None))
+    ct = np.arange(10.0) + 1
+    (out * ct).sum().backward()
+    ta, tb = torch.tensor(a0, requires_grad=True), torch.tensor(b0, requires_grad=True)
+    (torch.cat([ta.flatten(), tb]) * torch.tensor(ct)).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, ta.grad.numpy())
+    np.testing.assert_array_equal(b.grad.data, tb.grad.numpy())

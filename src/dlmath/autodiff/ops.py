@@ -344,7 +344,10 @@ getitem = Primitive("getitem", lambda x, index: x[index], None,
     lambda g, ans, x, index: scatter_add(g, x.shape, index))
 
 
-def _concatenate_vjp(i: int, g: Any, ans: Any, *xs: Any, axis: int = 0) -> Any:
+def _concatenate_vjp(i: int, g: Any, ans: Any, *xs: Any, axis: int | None = 0) -> Any:
+    if axis is None:  # NumPy flattens every input first
+        start = builtins.sum(x.size for x in xs[:i])
+        return reshape(getitem(g, slice(start, start + xs[i].size)), xs[i].shape)
     ax = axis % ans.ndim
     start = builtins.sum(x.shape[ax] for x in xs[:i])
     sl = (slice(None),) * ax + (slice(start, start + xs[i].shape[ax]),)
