@@ -21,27 +21,24 @@ flop_counter: Any = None
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+def _switched(name: str, value: Any) -> Iterator[None]:
+    """Set this module's switch ``name`` to ``value`` for the block, then restore it."""
+    previous = globals()[name]
+    globals()[name] = value
+    try:
+        yield
+    finally:
+        globals()[name] = previous
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Within this context, ops record nothing on the tape (inference costs plain NumPy)."""
-    global grad_enabled
-    previous = grad_enabled
-    grad_enabled = False
-    try:
-        yield
-    finally:
-        grad_enabled = previous
+    return _switched("grad_enabled", False)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Re-enable recording inside a `no_grad()` block."""
-    global grad_enabled
-    previous = grad_enabled
-    grad_enabled = True
-    try:
-        yield
-    finally:
-        grad_enabled = previous
+    return _switched("grad_enabled", True)
 
 
 def is_grad_enabled() -> bool:
@@ -49,17 +46,10 @@ def is_grad_enabled() -> bool:
     return grad_enabled
 
 
-@contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
+def detect_anomaly() -> contextlib.AbstractContextManager[None]:
     """Raise `AnomalyError` at the first op whose forward or backward makes a NaN or Inf.
 
     The error names the op (or the op whose backward produced it), the input shapes
     and which inputs were already non-finite, so a NaN can be traced to where it was made.
     """
-    global anomaly_enabled
-    previous = anomaly_enabled
-    anomaly_enabled = True
-    try:
-        yield
-    finally:
-        anomaly_enabled = previous
+    return _switched("anomaly_enabled", True)
