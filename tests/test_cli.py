@@ -223,3 +223,13 @@ def test_python_m_dlmath_version() -> None:
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"dlmath {dlmath.__version__}"
+
+
+def test_details_show_statement_source_and_printed_form(add_claim: AddClaim) -> None:
+    add_claim("attention.fake-erratum", erratum, erratum=True)
+    result = invoke("verify", "attention", "--details")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "statement: x = x" in out and "source:    source of attention.fake-erratum" in out
+    assert "rounding only" in out and "fake: corrected form holds" in out
+    assert "x = 2x measures 3 and fails; correction from fake textbook" in out

@@ -240,6 +240,28 @@ def _problem_lines(results: Sequence[vf.Result]) -> list[Text]:
     return lines
 
 
+def _detail_lines(results: Sequence[vf.Result]) -> list[Text]:
+    """``--details``: every claim's statement, source, evidence and, for errata, the printed form."""
+    lines: list[Text] = []
+    for r in results:
+        lines.append(Text(""))
+        lines.append(Text(f"{r.claim.id}: {r.claim.title} [{r.verdict}]", style="bold"))
+        lines.append(Text(f"  statement: {r.claim.statement}"))
+        lines.append(Text(f"  source:    {r.claim.source}"))
+        ev = r.evidence
+        if ev is None:
+            lines.append(Text(f"  error:     {r.error}", style="magenta"))
+            continue
+        lines.append(Text(f"  measured:  {_num(ev.measured)} (needs {_tolerance(ev)}: {ev.tolerance_reason})"))
+        if ev.details:
+            lines.append(Text(f"  details:   {ev.details}"))
+        if ev.printed is not None:
+            verdict = "fails" if not ev.printed.passed else "passes"
+            lines.append(Text(f"  printed:   {ev.printed.statement} measures {_num(ev.printed.measured)} and "
+                              f"{verdict}; correction from {ev.printed.correction_source}"))
+    return lines
+
+
 def _claims_table(claims: Sequence[vf.Claim]) -> Table:
     """The ``--list`` table: each selected claim's id, title and source."""
     table = Table(title="dlmath claims", title_justify="left")
@@ -325,9 +347,11 @@ def _check_seed(ctx: click.Context, param: click.Parameter, value: int) -> int:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Also write the results as JSON to FILE (atomically).")
 @click.option("--list", "list_only", is_flag=True, help="List the selected claims without running them.")
+@click.option("--details", is_flag=True,
+              help="After the table, show each claim's statement, source, tolerance reason and details.")
 @click.pass_context
 def verify_command(ctx: click.Context, chapters: tuple[str, ...], thorough: bool, seed: int,
-                   json_path: Path | None, list_only: bool) -> None:
+                   json_path: Path | None, list_only: bool, details: bool) -> None:
     """Check the claims of the named chapters (all chapters when none is named).
 
     CHAPTER is a chapter id (backprop) or number (3). Exit status: 0 when every
@@ -346,10 +370,11 @@ def verify_command(ctx: click.Context, chapters: tuple[str, ...], thorough: bool
         if json_path is not None and not list_only:
             _write_report(json_path, seed, thorough, [], 0.0)
         return
-    ctx.exit(_verify(out, claims, seed, thorough, json_path))
+    ctx.exit(_verify(out, claims, seed, thorough, json_path, details))
 
 
-def _verify(out: Console, claims: Sequence[vf.Claim], seed: int, thorough: bool, json_path: Path | None) -> int:
+def _verify(out: Console, claims: Sequence[vf.Claim], seed: int, thorough: bool, json_path: Path | None,
+            details: bool = False) -> int:
     """Run, show, report; the exit status (0 when every claim passes, else 1)."""
     start = time.perf_counter()
 
@@ -364,6 +389,9 @@ def _verify(out: Console, claims: Sequence[vf.Claim], seed: int, thorough: bool,
     out.print(_summary_line(summary, seconds))
     for line in _problem_lines(results):
         out.print(line)
+    if details:
+        for line in _detail_lines(results):
+            out.print(line)
     if json_path is not None:
         _write_report(json_path, seed, thorough, results, seconds)
         out.print(Text(f"wrote {json_path}", style="dim"))
