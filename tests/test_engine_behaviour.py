@@ -593,3 +593,46 @@ def test_nested_count_flops_blocks_both_count():
         dm.exp(a)
     assert inner.forward == 2 * 2 * 3 * 4 + 8 and inner.backward > 0
     assert outer.forward == inner.forward + 6 and outer.backward == inner.backward
+
+
+def test_matmul_flops_of_an_mlp_step_match_torch_flop_counter():
+    # the cheap-gradient claims count flops on dlmath's tape; PyTorch's FlopCounterMode counts the
+    # matrix products of the same program independently (it ignores elementwise ops, so compare those)
+    rng = np.random.default_rng(3)
+    sizes, batch = [12, 9, 7, 4], 5
+    Ws = [rng.standard_normal((o, i)) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+    X, y = rng.standard_normal((batch, sizes[0])), rng.integers(0, sizes[-1], batch)
+    params = [dm.tensor(W, requires_grad=True) for W in Ws]
+    with dm.count_flops() as c:
+        h = X
+        for k, W in enumerate(params):
+            h = h @ W.T
+            h = dm.tanh(h) if k < len(params) - 1 else h
+        (-dm.log_softmax(h)[np.arange(batch), y].mean()).backward()
+    tparams = [torch.tensor(W, requires_grad=True) for W in Ws]
+    with FlopCounterMode(display=False) as tc:
+        th = torch.tensor(X)
+        for k, W in enumerate(tparams):
+            th = th @ W.T
+            th = torch.tanh(th) if k < len(tparams) - 1 else th
+        torch.nn.functional.cross_entropy(th, torch.tensor(y)).backward()
+    assert c.by_op[("forward", "matmul")] + c.by_op[("backward", "matmul")] == tc.get_total_flops()
+
+
+def test_numpy_reductions_delegate_to_tensor_methods_and_keep_the_tape():
+    t = dm.tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    s = np.sum(t)
+    assert isinstance(s, dm.Tensor) and s.requires_grad
+    s.backward()
+    np.testing.assert_array_equal(t.grad.data, np.ones((2, 2)))
+    np.testing.assert_allclose(np.std(t, ddof=1).data, np.std(t.data, ddof=1))
+    np.testing.assert_allclose(np.mean(t, axis=0).data, [2.0, 3.0])
+    with pytest.raises(TypeError, match="out"):
+        np.sum(t, out=np.zeros(()))
+
+
+def test_softmax_and_logsumexp_of_empty_arrays_like_torch():
+    assert dm.softmax(np.zeros((2, 0))).shape == (2, 0)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(dm.logsumexp(np.zeros((3, 0)), axis=1), torch.logsumexp(
+            torch.zeros((3, 0)), dim=1).numpy())

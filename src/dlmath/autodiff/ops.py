@@ -264,7 +264,7 @@ prod = Primitive("prod", lambda x, axis=None, keepdims=False: np.prod(x, axis=ax
 
 
 def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    m = np.max(x, axis=axis, keepdims=True)
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=_axes(axis, np.ndim(x)))
@@ -277,7 +277,7 @@ logsumexp = Primitive("logsumexp", _logsumexp_forward, lambda out, x, *a, **k: 3
 
 
 def _softmax_forward(x: Any, axis: int = -1) -> Any:
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
     e /= np.sum(e, axis=axis, keepdims=True)
     return e
 
@@ -289,7 +289,7 @@ softmax = Primitive("softmax", _softmax_forward, lambda out, x, *a, **k: 4 * int
 
 
 def _log_softmax_forward(x: Any, axis: int = -1) -> Any:
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 

@@ -291,26 +291,26 @@ class Tensor:
     def mT(self) -> Tensor:
         return _ops.swapaxes(self, -1, -2)
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.sum(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis: Any = None, keepdims: bool = False, **numpy_kwargs: Any) -> Tensor:
+        return _numpy_reduction(_ops.sum(self, axis=axis, keepdims=keepdims), "sum", numpy_kwargs)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis: Any = None, keepdims: bool = False, **numpy_kwargs: Any) -> Tensor:
+        return _numpy_reduction(_ops.mean(self, axis=axis, keepdims=keepdims), "mean", numpy_kwargs)
 
-    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-        return _ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False, **numpy_kwargs: Any) -> Tensor:
+        return _numpy_reduction(_ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims), "var", numpy_kwargs)
 
-    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-        return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False, **numpy_kwargs: Any) -> Tensor:
+        return _numpy_reduction(_ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims), "std", numpy_kwargs)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis: Any = None, keepdims: bool = False, **numpy_kwargs: Any) -> Tensor:
+        return _numpy_reduction(_ops.max(self, axis=axis, keepdims=keepdims), "max", numpy_kwargs)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.min(self, axis=axis, keepdims=keepdims)
+    def min(self, axis: Any = None, keepdims: bool = False, **numpy_kwargs: Any) -> Tensor:
+        return _numpy_reduction(_ops.min(self, axis=axis, keepdims=keepdims), "min", numpy_kwargs)
 
-    def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.prod(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis: Any = None, keepdims: bool = False, **numpy_kwargs: Any) -> Tensor:
+        return _numpy_reduction(_ops.prod(self, axis=axis, keepdims=keepdims), "prod", numpy_kwargs)
 
     def argmax(self, axis: Any = None) -> np.ndarray:
         return np.argmax(self.data, axis=axis)
@@ -395,6 +395,16 @@ class Tensor:
 
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.logsumexp(self, axis=axis, keepdims=keepdims)
+
+
+def _numpy_reduction(result: Tensor, name: str, numpy_kwargs: dict[str, Any]) -> Tensor:
+    """Accept the keywords NumPy passes when ``np.sum(t)`` (etc.) delegates to the method."""
+    out = numpy_kwargs.pop("out", None)
+    dtype = numpy_kwargs.pop("dtype", None)
+    if out is not None or numpy_kwargs:
+        bad = ["out"] * (out is not None) + sorted(numpy_kwargs)
+        raise TypeError(f"Tensor.{name}() does not support {', '.join(bad)}")
+    return result if dtype is None else result.astype(dtype)
 
 
 def _raw(x: Any) -> Any:
