@@ -345,7 +345,7 @@ def _check_seed(ctx: click.Context, param: click.Parameter, value: int) -> int:
 @click.option("--seed", type=int, default=0, show_default=True, callback=_check_seed,
               help="Seed of the run; each claim derives its own seed from it.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Also write the results as JSON to FILE (atomically).")
+              help="Also write the results as JSON to FILE (atomically, after each claim).")
 @click.option("--list", "list_only", is_flag=True, help="List the selected claims without running them.")
 @click.option("--details", is_flag=True,
               help="After the table, show each claim's statement, source, tolerance reason and details.")
