@@ -56,10 +56,13 @@ def initial(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 Contender = Callable[[], dict[str, float]]
 
 
-def make_dlmath(shape: tuple[int, ...], n_ops: int) -> tuple[Contender, Callable[[], list[np.ndarray]]]:
-    x0, a0, b0 = initial(shape)
-    x, a, b = (dm.tensor(v, requires_grad=True) for v in (x0, a0, b0))
-    tanh, sin = dm.tanh, dm.sin
+def _make_chain(leaf: Callable[[np.ndarray], Any], tanh: Callable[[Any], Any], sin: Callable[[Any], Any],
+                to_numpy: Callable[[Any], np.ndarray], shape: tuple[int, ...], n_ops: int
+                ) -> tuple[Contender, Callable[[], list[np.ndarray]]]:
+    """The chain on one engine: ``leaf`` makes a tensor that requires grad, ``to_numpy`` reads a .grad.
+
+    Both engines run this very code, so the comparison is op for op."""
+    x, a, b = (leaf(v) for v in initial(shape))
     clock = time.perf_counter
 
     def run() -> dict[str, float]:
@@ -82,44 +85,21 @@ def make_dlmath(shape: tuple[int, ...], n_ops: int) -> tuple[Contender, Callable
         for _ in range(n_ops // 4):
             y = sin(tanh(y * a + b))
         y.sum().backward()
-        out = [np.asarray(t.grad.data) for t in (x, a, b)]
+        out = [to_numpy(t.grad) for t in (x, a, b)]
         x.grad = a.grad = b.grad = None
         return out
 
     return run, grads
+
+
+def make_dlmath(shape: tuple[int, ...], n_ops: int) -> tuple[Contender, Callable[[], list[np.ndarray]]]:
+    return _make_chain(lambda v: dm.tensor(v, requires_grad=True), dm.tanh, dm.sin,
+                       lambda g: np.array(g.data), shape, n_ops)
 
 
 def make_torch(shape: tuple[int, ...], n_ops: int) -> tuple[Contender, Callable[[], list[np.ndarray]]]:
-    x0, a0, b0 = initial(shape)
-    x, a, b = (torch.tensor(v, requires_grad=True) for v in (x0, a0, b0))
-    tanh, sin = torch.tanh, torch.sin
-    clock = time.perf_counter
-
-    def run() -> dict[str, float]:
-        t0 = clock()
-        y = x
-        for _ in range(n_ops // 4):
-            y = y * a
-            y = y + b
-            y = tanh(y)
-            y = sin(y)
-        loss = y.sum()
-        t1 = clock()
-        loss.backward()
-        t2 = clock()
-        x.grad = a.grad = b.grad = None
-        return {"forward": t1 - t0, "backward": t2 - t1}
-
-    def grads() -> list[np.ndarray]:
-        y = x
-        for _ in range(n_ops // 4):
-            y = sin(tanh(y * a + b))
-        y.sum().backward()
-        out = [t.grad.numpy().copy() for t in (x, a, b)]
-        x.grad = a.grad = b.grad = None
-        return out
-
-    return run, grads
+    return _make_chain(lambda v: torch.tensor(v, requires_grad=True), torch.tanh, torch.sin,
+                       lambda g: g.numpy().copy(), shape, n_ops)
 
 
 def make_numpy(shape: tuple[int, ...], n_ops: int) -> Contender:
