@@ -9,52 +9,16 @@ a linear last layer (chapter C1), batched as $Z = A W^\top + \mathbf 1 b^\top$.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 import dlmath as dm
 
+from ..nn import MLP, cross_entropy, mlp_logits
 from ..verify import Evidence, PrintedForm, RunContext, claim
 
 F64_EPS = float(np.finfo(np.float64).eps)
 F32_EPS = float(np.finfo(np.float32).eps)
-
-
-# ----- a small MLP, written once ---------------------------------------------------------------
-@dataclass
-class MLP:
-    """Weights ``W[l]`` of shape (out, in) and biases ``b[l]`` (PyTorch's Linear layout)."""
-
-    W: list[np.ndarray]
-    b: list[np.ndarray]
-
-    @classmethod
-    def random(cls, sizes: Sequence[int], rng: np.random.Generator, dtype: type = np.float64) -> MLP:
-        W = [(rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
-             for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
-        b = [(0.1 * rng.standard_normal(n_out)).astype(dtype) for n_out in sizes[1:]]
-        return cls(W, b)
-
-    def params(self) -> list[np.ndarray]:
-        return [p for pair in zip(self.W, self.b, strict=True) for p in pair]
-
-
-def mlp_logits(params: Sequence[dm.Tensor | np.ndarray], X: dm.Tensor | np.ndarray,
-               activation: Callable = dm.tanh) -> dm.Tensor | np.ndarray:
-    """Forward pass of an MLP given [W1, b1, W2, b2, ...]; the last layer is linear."""
-    a = X
-    n_layers = len(params) // 2
-    for l in range(n_layers):
-        z = a @ dm.transpose(params[2 * l]) + params[2 * l + 1]
-        a = activation(z) if l < n_layers - 1 else z
-    return a
-
-
-def cross_entropy(logits: dm.Tensor | np.ndarray, labels: np.ndarray) -> dm.Tensor | np.ndarray:
-    r"""Mean softmax cross-entropy $-\frac1B\sum_b \log \mathrm{softmax}(z_b)_{y_b}$."""
-    logp = dm.log_softmax(logits, axis=-1)
-    return -dm.mean(logp[np.arange(len(labels)), labels])
 
 
 FD_TOL = 1e-7  # central differences in float64 with h = 1e-6: ~1e-10 relative, with margin
