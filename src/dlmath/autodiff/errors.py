@@ -31,6 +31,10 @@ class AnomalyError(DlmathError, FloatingPointError):
     """A NaN or Inf was produced while `detect_anomaly()` was active."""
 
 
+class AllocationError(DlmathError, MemoryError):
+    """An op whose result cannot be allocated; the message names the op and the input shapes."""
+
+
 class GradcheckError(DlmathError, AssertionError):
     """Analytic and finite-difference gradients disagree beyond tolerance."""
 

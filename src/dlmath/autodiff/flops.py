@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from . import state
+from .state import switches
 
 
 class FlopCounter:
@@ -59,10 +59,10 @@ def count_flops() -> Iterator[FlopCounter]:
     ...     loss = f(w); loss.backward()
     >>> c.backward / c.forward
     """
-    previous = state.flop_counter
+    previous = switches.flop_counter
     counter = FlopCounter(previous)
-    state.flop_counter = counter
+    switches.flop_counter = counter
     try:
         yield counter
     finally:
-        state.flop_counter = previous
+        switches.flop_counter = previous

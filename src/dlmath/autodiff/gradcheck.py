@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .core import Tensor
 from .errors import GradcheckError
-from .tensor import Tensor
 from .transforms import jacobian
 
 

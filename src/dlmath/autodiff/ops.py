@@ -28,13 +28,9 @@ from typing import Any
 import numpy as np
 from scipy import special as _special
 
+from .core import Primitive, Tensor, index_of
+from .core import unwrap as _data
 from .errors import DlmathError, ShapeError
-from .primitive import Primitive
-from .tensor import Tensor, _index
-
-
-def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
 
 
 def _ew_flops(out: Any, *args: Any, **kwargs: Any) -> int:
@@ -45,24 +41,33 @@ def _reduce_flops(out: Any, x: Any, *args: Any, **kwargs: Any) -> int:
     return int(np.size(x))
 
 
-def _unary(name: str, fn: Any, rule: Any, doc: str, reads_inputs: bool = True,
+def _unary(name: str, fn: Any, vjp: Any, jvp: Any, doc: str, reads_inputs: bool = True,
            reads_output: bool = False) -> Primitive:
-    return Primitive(name, fn, _ew_flops, doc, reads_inputs, reads_output).defvjp(rule)
+    """An elementwise primitive with its VJP rule ``vjp(g, ans, x)`` and JVP rule ``jvp(t, ans, x)``.
+
+    Both are $f'(x)$ times the incoming vector, but they are written separately on purpose:
+    forward and reverse mode then check each other (a wrong rule in one table shows up as a
+    disagreement between ``dm.jvp`` and ``dm.vjp``)."""
+    return Primitive(name, fn, _ew_flops, doc, reads_inputs, reads_output).defvjp(vjp).defjvp(jvp)
 
 
 # ----- elementwise arithmetic (NumPy broadcasting) -------------------------------------------
-add = Primitive("add", np.add, _ew_flops, "x + y", reads_inputs=False).defvjp(
+add = Primitive("add", np.add, _ew_flops, "x + y", reads_inputs=False, linear=(0, 1)).defvjp(
     lambda g, ans, x, y: g,
     lambda g, ans, x, y: g)
-subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y", reads_inputs=False).defvjp(
+subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y", reads_inputs=False, linear=(0, 1)).defvjp(
     lambda g, ans, x, y: g,
     lambda g, ans, x, y: -g)
 multiply = Primitive("multiply", np.multiply, _ew_flops, "x * y").defvjp(
     lambda g, ans, x, y: g * y,
-    lambda g, ans, x, y: g * x)
+    lambda g, ans, x, y: g * x).defjvp(
+    lambda t, ans, x, y: t * y,
+    lambda t, ans, x, y: x * t)
 divide = Primitive("divide", np.true_divide, _ew_flops, "x / y", reads_output=True).defvjp(
     lambda g, ans, x, y: g / y,
-    lambda g, ans, x, y: -g * ans / y)
+    lambda g, ans, x, y: -g * ans / y).defjvp(
+    lambda t, ans, x, y: t / y,
+    lambda t, ans, x, y: -(ans / y) * t)
 
 
 def _power_vjp_base(g: Any, ans: Any, x: Any, y: Any) -> Any:
@@ -81,25 +86,50 @@ def _power_vjp_exponent(g: Any, ans: Any, x: Any, y: Any) -> Any:
     return where(positive, g * ans * log(where(positive, x, 1.0)), 0.0)
 
 
+def _power_jvp_base(t: Any, ans: Any, x: Any, y: Any) -> Any:
+    r"""$\dot y = y x^{y-1}\dot x$, written as $(y/x)\,x^y\,\dot x$ where $x \ne 0$ and by the power
+    rule where $x = 0$ (0 where the exponent is 0, as the VJP)."""
+    xd, yd = np.asarray(_data(x)), np.asarray(_data(y))
+    at_zero = xd == 0
+    if not np.any(at_zero):
+        return t * y * ans / x
+    safe_x = where(at_zero, 1.0, x)
+    at_origin = at_zero & (yd == 0)
+    by_power = y * where(at_origin, 0.0, x) ** where(at_origin, 1.0, y - 1)
+    return t * where(at_zero, where(at_origin, 0.0, by_power), y * ans / safe_x)
+
+
+def _power_jvp_exponent(t: Any, ans: Any, x: Any, y: Any) -> Any:
+    r"""$\dot z = x^y \log(x)\,\dot y$, 0 where $x \le 0$ (as the VJP)."""
+    positive = _data(x) > 0
+    return where(positive, log(where(positive, x, 1.0)) * ans * t, 0.0)
+
+
 power = Primitive("power", np.power, _ew_flops, "x ** y", reads_output=True).defvjp(
-    _power_vjp_base, _power_vjp_exponent)
-negative = _unary("negative", np.negative, lambda g, ans, x: -g, "-x", reads_inputs=False)
-abs = _unary("abs", np.abs, lambda g, ans, x: g * np.sign(_data(x)), "|x| (gradient sign(x), 0 at 0)")
-exp = _unary("exp", np.exp, lambda g, ans, x: g * ans, "e^x", reads_output=True)
-log = _unary("log", np.log, lambda g, ans, x: g / x, "natural logarithm")
-log1p = _unary("log1p", np.log1p, lambda g, ans, x: g / (1 + x), "log(1 + x), accurate near 0")
-sqrt = _unary("sqrt", np.sqrt, lambda g, ans, x: g / (2 * ans), "square root", reads_output=True)
-sin = _unary("sin", np.sin, lambda g, ans, x: g * cos(x), "sine")
-cos = _unary("cos", np.cos, lambda g, ans, x: -(g * sin(x)), "cosine")
-tanh = _unary("tanh", np.tanh, lambda g, ans, x: g * (1 - ans * ans), "hyperbolic tangent", reads_output=True)
+    _power_vjp_base, _power_vjp_exponent).defjvp(_power_jvp_base, _power_jvp_exponent)
+negative = Primitive("negative", np.negative, _ew_flops, "-x", reads_inputs=False, linear=(0,)).defvjp(
+    lambda g, ans, x: -g)
+abs = _unary("abs", np.abs, lambda g, ans, x: g * np.sign(_data(x)), lambda t, ans, x: np.sign(_data(x)) * t,
+             "|x| (gradient sign(x), 0 at 0)")
+exp = _unary("exp", np.exp, lambda g, ans, x: g * ans, lambda t, ans, x: ans * t, "e^x", reads_output=True)
+log = _unary("log", np.log, lambda g, ans, x: g / x, lambda t, ans, x: t / x, "natural logarithm")
+log1p = _unary("log1p", np.log1p, lambda g, ans, x: g / (1 + x), lambda t, ans, x: t / (x + 1),
+               "log(1 + x), accurate near 0")
+sqrt = _unary("sqrt", np.sqrt, lambda g, ans, x: g / (2 * ans), lambda t, ans, x: 0.5 * t / ans, "square root",
+              reads_output=True)
+sin = _unary("sin", np.sin, lambda g, ans, x: g * cos(x), lambda t, ans, x: cos(x) * t, "sine")
+cos = _unary("cos", np.cos, lambda g, ans, x: -(g * sin(x)), lambda t, ans, x: -sin(x) * t, "cosine")
+tanh = _unary("tanh", np.tanh, lambda g, ans, x: g * (1 - ans * ans), lambda t, ans, x: t - t * ans * ans,
+              "hyperbolic tangent", reads_output=True)
 sigmoid = _unary("sigmoid", _special.expit, lambda g, ans, x: g * ans * (1 - ans),
+                 lambda t, ans, x: (ans - ans * ans) * t,
                  r"logistic sigmoid $\sigma(x) = 1/(1+e^{-x})$, computed without overflow", reads_output=True)
 relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, ans, x: g * (_data(x) > 0),
-              "max(x, 0) (gradient 0 at 0, as PyTorch)")
+              lambda t, ans, x: where(_data(x) > 0, t, 0.0), "max(x, 0) (gradient 0 at 0, as PyTorch)")
 softplus = _unary("softplus", lambda x: np.logaddexp(0, x), lambda g, ans, x: g * sigmoid(x),
-                  r"$\log(1+e^x)$, computed without overflow")
+                  lambda t, ans, x: sigmoid(x) * t, r"$\log(1+e^x)$, computed without overflow")
 erf = _unary("erf", _special.erf, lambda g, ans, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
-             "the error function")
+             lambda t, ans, x: exp(-(x * x)) * t * (2 / math.sqrt(math.pi)), "the error function")
 
 
 def _tie_split(x: Any, y: Any) -> Any:
@@ -110,35 +140,43 @@ def _tie_split(x: Any, y: Any) -> Any:
 
 maximum = Primitive("maximum", np.maximum, _ew_flops, "elementwise max (ties split the gradient)").defvjp(
     lambda g, ans, x, y: g * _tie_split(x, y),
-    lambda g, ans, x, y: g * _tie_split(y, x))
+    lambda g, ans, x, y: g * _tie_split(y, x)).defjvp(
+    lambda t, ans, x, y: _tie_split(x, y) * t,
+    lambda t, ans, x, y: _tie_split(y, x) * t)
 minimum = Primitive("minimum", np.minimum, _ew_flops, "elementwise min (ties split the gradient)").defvjp(
     lambda g, ans, x, y: g * _tie_split(y, x),
-    lambda g, ans, x, y: g * _tie_split(x, y))
-_where = Primitive("where", np.where, _ew_flops, "cond ? x : y", reads_inputs=False).defvjp(
+    lambda g, ans, x, y: g * _tie_split(x, y)).defjvp(
+    lambda t, ans, x, y: _tie_split(y, x) * t,
+    lambda t, ans, x, y: _tie_split(x, y) * t)
+_where = Primitive("where", np.where, _ew_flops, "cond ? x : y", reads_inputs=False, linear=(1, 2)).defvjp(
     None,
     lambda g, ans, c, x, y: where(c, g, 0.0),
     lambda g, ans, c, x, y: where(c, 0.0, g))
 
 
-def _clip_vjp(g: Any, ans: Any, x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+def _clip_inside(x: Any, a_min: Any, a_max: Any) -> np.ndarray:
+    """Where the gradient of clip passes: a_min <= x <= a_max (both ends included, as PyTorch)."""
     xd = _data(x)
     inside = np.ones(xd.shape, dtype=bool)
     if a_min is not None:  # not in place: array bounds may broadcast x to a larger shape
         inside = inside & (xd >= a_min)
     if a_max is not None:
         inside = inside & (xd <= a_max)
-    return g * inside
+    return inside
 
 
 _clip = Primitive("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max), _ew_flops,
-                  "clamp to [a_min, a_max] (gradient passes where a_min <= x <= a_max)").defvjp(_clip_vjp)
+                  "clamp to [a_min, a_max] (gradient passes where a_min <= x <= a_max)").defvjp(
+    lambda g, ans, x, a_min=None, a_max=None: g * _clip_inside(x, a_min, a_max)).defjvp(
+    lambda t, ans, x, a_min=None, a_max=None: where(_clip_inside(x, a_min, a_max), t, 0.0))
 
 
 def _astype_forward(x: Any, dtype: Any) -> Any:
     return np.asarray(x).astype(dtype, copy=False)
 
 
-_astype = Primitive("astype", _astype_forward, None, "cast to another floating dtype", reads_inputs=False).defvjp(
+_astype = Primitive("astype", _astype_forward, None, "cast to another floating dtype", reads_inputs=False,
+                    linear=(0,)).defvjp(
     lambda g, ans, x, dtype: astype(g, _data(x).dtype))
 
 
@@ -180,7 +218,10 @@ def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
 
 
 matmul = Primitive("matmul", np.matmul, _matmul_flops, "matrix product, batched over leading axes").defvjp(
-    _matmul_vjp_a, _matmul_vjp_b)
+    _matmul_vjp_a, _matmul_vjp_b).defjvp(
+    # bilinear: the product rule, with NumPy's own promotion of 1-D operands
+    lambda t, ans, a, b: matmul(t, b),
+    lambda t, ans, a, b: matmul(a, t))
 
 
 # ----- reductions --------------------------------------------------------------------------------
@@ -213,22 +254,33 @@ def _keep(v: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 
 
 sum = Primitive("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
-                _reduce_flops, "sum over axes", reads_inputs=False).defvjp(
+                _reduce_flops, "sum over axes", reads_inputs=False, linear=(0,)).defvjp(
     lambda g, ans, x, axis=None, keepdims=False: _expand_to(g, x, axis, keepdims))
 
 
-def _extremum_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Gradient of max/min: shared equally among the positions that attain it (PyTorch amax)."""
+def _extremum_share(x: Any, ans: Any, axis: Any, keepdims: bool) -> np.ndarray:
+    """Weights of the positions that attain the max/min: equal shares of 1 (PyTorch amax's convention)."""
     xd = _data(x)
     hit = xd == _keep(_data(ans), xd, axis, keepdims)
-    share = hit / np.sum(hit, axis=_axes(axis, xd.ndim), keepdims=True)
-    return _keep(g, xd, axis, keepdims) * share
+    return hit / np.sum(hit, axis=_axes(axis, xd.ndim), keepdims=True)
+
+
+def _extremum_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Gradient of max/min: shared equally among the positions that attain it."""
+    return _keep(g, _data(x), axis, keepdims) * _extremum_share(x, ans, axis, keepdims)
+
+
+def _extremum_jvp(t: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Tangent of max/min: the mean of the tangents at the positions that attain it."""
+    return sum(t * _extremum_share(x, ans, axis, keepdims), axis=axis, keepdims=keepdims)
 
 
 max = Primitive("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
-                _reduce_flops, "maximum over axes (ties share the gradient)", reads_output=True).defvjp(_extremum_vjp)
+                _reduce_flops, "maximum over axes (ties share the gradient)", reads_output=True).defvjp(
+    _extremum_vjp).defjvp(_extremum_jvp)
 min = Primitive("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
-                _reduce_flops, "minimum over axes (ties share the gradient)", reads_output=True).defvjp(_extremum_vjp)
+                _reduce_flops, "minimum over axes (ties share the gradient)", reads_output=True).defvjp(
+    _extremum_vjp).defjvp(_extremum_jvp)
 
 
 def _prod_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -259,8 +311,18 @@ def _prod_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False
     return _keep(g, xd, axis, keepdims) * others
 
 
+def _prod_jvp(t: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    r"""$\dot p = p \sum_i \dot x_i / x_i$ without zeros (the logarithmic derivative); with zeros,
+    $\sum_i \dot x_i \prod_{j\ne i} x_j$ through the products of the others."""
+    if np.all(_data(x) != 0):
+        return ans * sum(t / x, axis=axis, keepdims=keepdims)
+    ones = np.ones(np.shape(_data(ans)), dtype=_data(x).dtype)
+    others = _prod_vjp(ones, ans, x, axis, keepdims)  # the cotangent of ones is exactly prod_{j != i} x_j
+    return sum(t * others, axis=axis, keepdims=keepdims)
+
+
 prod = Primitive("prod", lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
-                 _reduce_flops, "product over axes", reads_output=True).defvjp(_prod_vjp)
+                 _reduce_flops, "product over axes", reads_output=True).defvjp(_prod_vjp).defjvp(_prod_jvp)
 
 
 def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -273,7 +335,10 @@ def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 logsumexp = Primitive("logsumexp", _logsumexp_forward, lambda out, x, *a, **k: 3 * int(np.size(x)),
                       r"$\log\sum_i e^{x_i}$, shifted by the max for stability", reads_output=True).defvjp(
     lambda g, ans, x, axis=None, keepdims=False:
-        _keep(g, x, axis, keepdims) * exp(x - _keep(ans, x, axis, keepdims)))
+        _keep(g, x, axis, keepdims) * exp(x - _keep(ans, x, axis, keepdims))).defjvp(
+    # the tangent is the softmax-weighted mean of the input tangents
+    lambda t, ans, x, axis=None, keepdims=False: sum(exp(x - _keep(ans, x, axis, keepdims)) * t, axis=axis,
+                                                     keepdims=keepdims))
 
 
 def _softmax_forward(x: Any, axis: int = -1) -> Any:
@@ -285,7 +350,9 @@ def _softmax_forward(x: Any, axis: int = -1) -> Any:
 softmax = Primitive("softmax", _softmax_forward, lambda out, x, *a, **k: 4 * int(np.size(x)),
                     r"$\mathrm{softmax}(x)_i = e^{x_i}/\sum_j e^{x_j}$", reads_output=True).defvjp(
     # J = diag(p) - p p^T, so J^T g = p * (g - <g, p>)
-    lambda g, ans, x, axis=-1: ans * (g - sum(g * ans, axis=axis, keepdims=True)))
+    lambda g, ans, x, axis=-1: ans * (g - sum(g * ans, axis=axis, keepdims=True))).defjvp(
+    # J t with J = diag(p) - p p^T
+    lambda t, ans, x, axis=-1: ans * t - ans * sum(ans * t, axis=axis, keepdims=True))
 
 
 def _log_softmax_forward(x: Any, axis: int = -1) -> Any:
@@ -295,16 +362,19 @@ def _log_softmax_forward(x: Any, axis: int = -1) -> Any:
 
 log_softmax = Primitive("log_softmax", _log_softmax_forward, lambda out, x, *a, **k: 4 * int(np.size(x)),
                         r"$x_i - \log\sum_j e^{x_j}$", reads_output=True).defvjp(
-    lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
+    lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True)).defjvp(
+    # J = I - 1 p^T: every output moves by its own tangent minus the p-weighted mean tangent
+    lambda t, ans, x, axis=-1: t - sum(exp(ans) * t, axis=axis, keepdims=True))
 
 
-identity = Primitive("identity", lambda x: x, None, "x itself, as a new node on the tape", reads_inputs=False).defvjp(
+identity = Primitive("identity", lambda x: x, None, "x itself, as a new node on the tape", reads_inputs=False,
+                     linear=(0,)).defvjp(
     lambda g, ans, x: g)
 
 
 # ----- shape and indexing (no flops) ---------------------------------------------------------------
 reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape), None, "new shape, same data",
-                    reads_inputs=False).defvjp(
+                    reads_inputs=False, linear=(0,)).defvjp(
     lambda g, ans, x, shape: reshape(g, x.shape))
 
 
@@ -315,10 +385,11 @@ def _inverse_permutation(axes: Any, ndim: int) -> Any:
 
 
 transpose = Primitive("transpose", lambda x, axes=None: np.transpose(x, axes), None,
-                      "permute axes (reverse them by default)", reads_inputs=False).defvjp(
+                      "permute axes (reverse them by default)", reads_inputs=False, linear=(0,)).defvjp(
     lambda g, ans, x, axes=None: transpose(g, _inverse_permutation(axes, x.ndim)))
 broadcast_to = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape), None,
-                         "broadcast to a shape (the engine sums the gradient back)", reads_inputs=False).defvjp(
+                         "broadcast to a shape (the engine sums the gradient back)", reads_inputs=False,
+                         linear=(0,)).defvjp(
     lambda g, ans, x, shape: g)
 
 
@@ -337,10 +408,12 @@ def _scatter_add_forward(g: Any, shape: tuple[int, ...], index: Any) -> np.ndarr
 
 
 scatter_add = Primitive("scatter_add", _scatter_add_forward, None,
-                        "zeros(shape) with g added at index (duplicates accumulate)", reads_inputs=False).defvjp(
+                        "zeros(shape) with g added at index (duplicates accumulate)", reads_inputs=False,
+                        linear=(0,)).defvjp(
     lambda gg, ans, g, shape, index: getitem(gg, index))
 getitem = Primitive("getitem", lambda x, index: x[index], None,
-                    "basic and advanced indexing (the gradient scatter-adds)", reads_inputs=False).defvjp(
+                    "basic and advanced indexing (the gradient scatter-adds)", reads_inputs=False,
+                    linear=(0,)).defvjp(
     lambda g, ans, x, index: scatter_add(g, x.shape, index))
 
 
@@ -355,7 +428,8 @@ def _concatenate_vjp(i: int, g: Any, ans: Any, *xs: Any, axis: int | None = 0) -
 
 
 _concatenate = Primitive("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), None,
-                         "join along an existing axis", reads_inputs=False).defvjp_any(_concatenate_vjp)
+                         "join along an existing axis", reads_inputs=False,
+                         linear="all").defvjp_any(_concatenate_vjp)
 
 
 def _pad_width(pad_width: Any, ndim: int) -> np.ndarray:
@@ -369,8 +443,11 @@ def _pad_vjp(g: Any, ans: Any, x: Any, pad_width: Any, constant_values: float = 
 
 _pad = Primitive("pad", lambda x, pad_width, constant_values=0.0:
                  np.pad(x, _pad_width(pad_width, np.ndim(x)), constant_values=constant_values), None,
-                 "constant padding", reads_inputs=False).defvjp(_pad_vjp)
-flip = Primitive("flip", lambda x, axis=None: np.flip(x, axis), None, "reverse along axes", reads_inputs=False).defvjp(
+                 "constant padding", reads_inputs=False).defvjp(_pad_vjp).defjvp(
+    # linear in x, but the padding constant is not part of the tangent: pad the tangent with zeros
+    lambda t, ans, x, pad_width, constant_values=0.0: _pad(t, pad_width))
+flip = Primitive("flip", lambda x, axis=None: np.flip(x, axis), None, "reverse along axes", reads_inputs=False,
+            linear=(0,)).defvjp(
     lambda g, ans, x, axis=None: flip(g, axis))
 
 
@@ -379,7 +456,7 @@ def _negate_shift(shift: Any) -> Any:
 
 
 roll = Primitive("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), None,
-                 "cyclic shift along axes", reads_inputs=False).defvjp(
+                 "cyclic shift along axes", reads_inputs=False, linear=(0,)).defvjp(
     lambda g, ans, x, shift, axis=None: roll(g, _negate_shift(shift), axis))
 
 
@@ -450,7 +527,14 @@ def _einsum_vjp(i: int, g: Any, ans: Any, subscripts: str, *operands: Any) -> An
     return r
 
 
-_einsum = Primitive("einsum", _einsum_forward, _einsum_flops, "Einstein summation").defvjp_any(_einsum_vjp)
+def _einsum_jvp(i: int, t: Any, ans: Any, subscripts: str, *operands: Any) -> Any:
+    """Multilinear: the tangent of operand k is contracted with the other operands as they are."""
+    k = i - 1
+    return einsum(subscripts, *operands[:k], t, *operands[k + 1:])
+
+
+_einsum = Primitive("einsum", _einsum_forward, _einsum_flops, "Einstein summation").defvjp_any(
+    _einsum_vjp).defjvp_any(_einsum_jvp)
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:
@@ -577,4 +661,14 @@ def gelu(x: Any, approximate: str = "none") -> Any:
 
 def take(x: Any, index: Any) -> Any:
     """``x[index]`` as a function (index may hold Tensors)."""
-    return getitem(x, _index(index))
+    return getitem(x, index_of(index))
+
+
+def primitives() -> dict[str, Primitive]:
+    """Every primitive of the table, by name."""
+    return {p.name: p for p in globals().values() if isinstance(p, Primitive)}
+
+
+def primitives_without_jvp() -> list[str]:
+    """Names of the primitives that forward mode cannot push a tangent through (target: none)."""
+    return sorted(name for name, p in primitives().items() if not p.has_jvp)

@@ -1,55 +1,94 @@
-"""Process-wide switches of the engine: grad mode, anomaly detection, flop counting.
+"""The engine's switches, one set per thread: grad mode, anomaly detection, flop counting,
+forward-mode traces and transform nesting.
 
-They are plain module attributes rather than thread-locals because every primitive
-call reads them; a thread-local lookup would be a noticeable share of the per-op
-overhead on tiny tensors. The engine is therefore not meant to be driven from
-several threads at once with different modes.
+They are per thread, as PyTorch's grad mode is, so that two threads can run forward and
+backward passes on their own graphs at once. One `threading.local` object holds them all:
+reading one of its attributes costs about as much as reading a module global, which matters
+because every primitive call reads them.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
-grad_enabled: bool = True
-anomaly_enabled: bool = False
-# While detect_anomaly() is on and a VJP rule runs: which op's backward it is (for error messages)
-anomaly_context: str | None = None
-# The active FlopCounter (see flops.py) or None; typed loosely to keep this module at the bottom.
-flop_counter: Any = None
+
+class _Switches(threading.local):
+    """Class attributes are each thread's initial values."""
+
+    grad_enabled: bool = True
+    anomaly_enabled: bool = False
+    # While detect_anomaly() is on and a VJP rule runs: which op's backward it is (for error messages)
+    anomaly_context: str | None = None
+    # The active FlopCounter (see flops.py) or None; typed loosely to keep this module at the bottom
+    flop_counter: Any = None
+    # How many true forward-mode (dual number) traces are active; while > 0, ops propagate tangents
+    forward_depth: int = 0
+    # True while JVP rules run: their own ops must not propagate tangents again
+    in_jvp_rule: bool = False
+    # How many function transforms are calling their function right now (their nesting level)
+    transform_depth: int = 0
 
 
-@contextlib.contextmanager
-def _switched(name: str, value: Any) -> Iterator[None]:
-    """Set this module's switch ``name`` to ``value`` for the block, then restore it."""
-    previous = globals()[name]
-    globals()[name] = value
-    try:
-        yield
-    finally:
-        globals()[name] = previous
+switches = _Switches()
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Within this context, ops record nothing on the tape (inference costs plain NumPy)."""
-    return _switched("grad_enabled", False)
+class _Mode:
+    """Set one switch for a block: a reusable context manager and a decorator.
+
+    ``with dm.no_grad(): ...``, ``@dm.no_grad()`` and bare ``@dm.no_grad`` all work; one
+    instance may be entered many times, nested or in turn (it keeps a stack of the values
+    it replaced).
+    """
+
+    name: str = ""
+    value: Any = None
+
+    def __init__(self, func: Callable[..., Any] | None = None) -> None:
+        self._saved: list[Any] = []
+        self._func = func
+        if func is not None:
+            functools.update_wrapper(self, func)
+
+    def __enter__(self) -> None:
+        self._saved.append(getattr(switches, self.name))
+        setattr(switches, self.name, self.value)
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(switches, self.name, self._saved.pop())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._func is None:  # @no_grad(): decorate the function given
+            (func,) = args
+            return type(self)(func)
+        with type(self)():  # a fresh instance per call: safe under recursion and threads
+            return self._func(*args, **kwargs)
 
 
-def enable_grad() -> contextlib.AbstractContextManager[None]:
+class no_grad(_Mode):
+    """Within this block (or decorated function), ops record nothing on the tape: inference costs plain NumPy."""
+
+    name, value = "grad_enabled", False
+
+
+class enable_grad(_Mode):
     """Re-enable recording inside a `no_grad()` block."""
-    return _switched("grad_enabled", True)
+
+    name, value = "grad_enabled", True
 
 
-def is_grad_enabled() -> bool:
-    """Whether ops currently record on the tape."""
-    return grad_enabled
-
-
-def detect_anomaly() -> contextlib.AbstractContextManager[None]:
+class detect_anomaly(_Mode):
     """Raise `AnomalyError` at the first op whose forward or backward makes a NaN or Inf.
 
     The error names the op (or the op whose backward produced it), the input shapes
     and which inputs were already non-finite, so a NaN can be traced to where it was made.
     """
-    return _switched("anomaly_enabled", True)
+
+    name, value = "anomaly_enabled", True
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record on the tape (in this thread)."""
+    return switches.grad_enabled

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from . import ops, state
-from .backprop import backprop, topological_order
-from .errors import GradientError, ShapeError
-from .tensor import Tensor, check_differentiable_dtype
+from . import ops
+from .core import Tensor, check_differentiable_dtype, unwrap
+from .errors import DtypeError, GradientError, ShapeError
+from .state import enable_grad, no_grad, switches
+from .sweep import backprop, topological_order
 
 Function = Callable[..., Any]
 
@@ -44,32 +45,37 @@ class _TransformLeaf(Tensor):
     __slots__ = ("level",)
 
 
-_depth = 0  # how many transforms are calling their function right now
-
-
-def _leaf(x: Any, what: str, level: int) -> Tensor:
-    """A fresh tensor to differentiate with respect to; linked to x if x is itself on a tape."""
-    if isinstance(x, Tensor):
-        if x.requires_grad:
-            return ops.identity(x)
-        arr = x.data
-    else:
-        try:
-            arr = np.array(x)  # a copy: what f sees (and may return) is never the caller's array
-        except ValueError as exc:
-            raise ShapeError(f"{what}: expected an array, got {type(x).__name__} that is not rectangular "
-                             f"({exc}); pass each array as its own argument") from None
-        if arr.dtype.kind in "biu" and not isinstance(x, np.ndarray):
-            arr = arr.astype(np.float64)
+def _as_float_array(x: Any, what: str) -> np.ndarray:
+    """A copy of x as an array (what f sees, and may return, is never the caller's array); ints become float64."""
+    try:
+        arr = np.array(unwrap(x))
+    except ValueError as exc:
+        raise ShapeError(f"{what}: expected an array, got {type(x).__name__} that is not rectangular "
+                         f"({exc}); pass each array as its own argument") from None
+    if arr.dtype.kind in "biu" and not isinstance(unwrap(x), np.ndarray):
+        arr = arr.astype(np.float64)
     check_differentiable_dtype(arr, what)
+    return arr
+
+
+def _new_leaf(arr: np.ndarray, level: int, requires_grad: bool) -> _TransformLeaf:
     leaf = _TransformLeaf.__new__(_TransformLeaf)
-    Tensor.__init__(leaf, arr if not isinstance(x, Tensor) else np.array(arr), requires_grad=True)
+    Tensor.__init__(leaf, arr, requires_grad=requires_grad)
     leaf.level = level
     return leaf
 
 
-def _nested(args: Sequence[Any]) -> bool:
-    return state.grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+def _leaf(x: Any, what: str, level: int) -> Tensor:
+    """A fresh tensor to differentiate with respect to; linked to x if x is itself on a tape.
+
+    In forward mode x may carry a tangent: the leaf carries it too, so that a reverse pass
+    inside ``dm.jvp`` (forward over reverse) pushes it through the VJP rules."""
+    if isinstance(x, Tensor) and x.requires_grad:
+        return ops.identity(x)
+    leaf = _new_leaf(_as_float_array(x, what), level, True)
+    if isinstance(x, Tensor):
+        leaf._tangent = x._tangent
+    return leaf
 
 
 def _depends_on_outer(out: Tensor, level: int) -> bool:
@@ -82,6 +88,10 @@ def _depends_on_outer(out: Tensor, level: int) -> bool:
     transforms that escaped (higher level) do not count.
     """
     return any(t._node is None and getattr(t, "level", 0) < level for t in topological_order([out]))
+
+
+def _on_outer_tape(x: Any, level: int) -> bool:
+    return isinstance(x, Tensor) and x.requires_grad and switches.grad_enabled and _depends_on_outer(x, level)
 
 
 def _out(x: Any, nested: bool) -> Any:
@@ -100,29 +110,74 @@ def _zeros_like(x: Tensor, nested: bool) -> Any:
     return _out(np.zeros_like(x.data), nested)
 
 
+def _fname(f: Function) -> str:
+    return getattr(f, "__name__", "the function")
+
+
+def _as_output(f: Function, out: Any) -> Tensor:
+    """f's result as a Tensor, or a clear error when it is not a numeric array that can be differentiated."""
+    if isinstance(out, (tuple, list, dict)):
+        raise ShapeError(f"{_fname(f)} returned a {type(out).__name__}; "
+                         f"transforms need a single array output (differentiate each output separately)")
+    if out is None or isinstance(out, (str, bytes, bool, np.bool_)):
+        raise GradientError(f"{_fname(f)} returned {out!r} ({type(out).__name__}); a transform needs the function "
+                            f"to return a floating-point array computed from its arguments")
+    t = out if isinstance(out, Tensor) else Tensor._wrap(np.asarray(out))
+    if t.dtype.kind not in "fc":
+        raise DtypeError(f"{_fname(f)} returned an array of dtype {t.dtype} (comparisons, casts to int or bool "
+                         f"give such arrays); they have no derivative: return a floating-point array")
+    if t.dtype.kind == "c":
+        raise DtypeError(f"{_fname(f)} returned a complex array ({t.dtype}); gradients of complex values are "
+                         f"not supported")
+    return t
+
+
+def _check_constant(f: Function, args: Sequence[Any], kwargs: dict[str, Any], nums: tuple[int, ...],
+                    out: Tensor) -> None:
+    r"""Raise when f's output is off the tape but still moves with the inputs.
+
+    A function that returns a value cut from the tape (``float(t)``, ``t.item()``, ``t.data``,
+    ``np.asarray(t)``, a NumPy function) would otherwise get a gradient of zeros, silently.
+    One more call of f at inputs moved by a relative step of about $\sqrt\epsilon$ tells a
+    genuinely constant function (zeros are right) from a cut one (an error, as JAX gives).
+    """
+    moved = list(args)
+    for i in nums:
+        x = np.array(unwrap(args[i]), dtype=np.float64)
+        moved[i] = x + 1.5e-8 * (1.0 + np.abs(x))
+    with no_grad():
+        try:
+            again = np.asarray(unwrap(f(*moved, **kwargs)), dtype=np.float64)
+        except Exception:
+            return
+    if again.shape == out.shape and not np.array_equal(again, out.data.astype(np.float64)):
+        raise GradientError(
+            f"{_fname(f)} returned a value that changes with its input but is not connected to it through dlmath "
+            f"ops: float(), .item(), .data, .numpy(), np.asarray or a NumPy function cut it from the tape, so its "
+            f"derivative would be silently zero. Use dm.* ops on the Tensor it receives.")
+
+
 def _call(f: Function, args: Sequence[Any], kwargs: dict[str, Any], nums: tuple[int, ...]
           ) -> tuple[Tensor, list[Tensor], bool]:
     """Call f on fresh leaves; return its output as a Tensor, the leaves, and whether the call is
     nested in an enclosing computation (then results are returned as Tensors on the tape)."""
-    global _depth
-    recording = state.grad_enabled
-    level = _depth + 1
+    sw = switches
+    recording = sw.grad_enabled
+    level = sw.transform_depth + 1
     leaves = [_leaf(args[i], f"argument {i}", level) for i in nums]
     call_args = list(args)
     for i, leaf in zip(nums, leaves, strict=True):
         call_args[i] = leaf
-    _depth = level
+    sw.transform_depth = level
     try:
-        with state.enable_grad():
-            out = f(*call_args, **kwargs)
+        with enable_grad():
+            out = _as_output(f, f(*call_args, **kwargs))
     finally:
-        _depth = level - 1
-    if isinstance(out, (tuple, list, dict)):
-        raise ShapeError(f"{getattr(f, '__name__', 'the function')} returned a {type(out).__name__}; "
-                         f"transforms need a single array output (differentiate each output separately)")
-    if not isinstance(out, Tensor):
-        out = Tensor._wrap(np.asarray(out))
-    nested = recording and out.requires_grad and _depends_on_outer(out, level)
+        sw.transform_depth = level - 1
+    if not out.requires_grad:
+        _check_constant(f, args, kwargs, nums, out)
+    # inside dm.jvp the reverse pass records, so that the tangents ride through the VJP rules
+    nested = (recording and out.requires_grad and _depends_on_outer(out, level)) or sw.forward_depth > 0
     return out, leaves, nested
 
 
@@ -169,14 +224,10 @@ def vjp(f: Function, *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...
         deep = nested or (isinstance(cotangent, Tensor) and cotangent.requires_grad)
         if not out.requires_grad:
             return tuple(_zeros_like(x, deep) for x in leaves)
-        grads = backprop([out], [ct if deep else _raw(ct)], leaves, create_graph=deep)
+        grads = backprop([out], [ct if deep else unwrap(ct)], leaves, create_graph=deep)
         return tuple(_out(g, deep) if g is not None else _zeros_like(x, deep)
                      for g, x in zip(grads, leaves, strict=True))
     return _out(out, nested), vjp_fn
-
-
-def _raw(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
 
 
 def _linearize(f: Function, primals: Sequence[Any]) -> tuple[Tensor, Tensor, list[Any], list[Tensor], bool]:
@@ -186,7 +237,7 @@ def _linearize(f: Function, primals: Sequence[Any]) -> tuple[Tensor, Tensor, lis
     from two reverse passes (the "double-VJP trick")."""
     out, leaves, nested = _call(f, primals, {}, tuple(range(len(primals))))
     u = Tensor(np.zeros_like(out.data), requires_grad=True)
-    with state.enable_grad():
+    with enable_grad():
         gs = backprop([out], [u], leaves, create_graph=True) if out.requires_grad else [None] * len(leaves)
     return out, u, gs, leaves, nested
 
@@ -201,17 +252,12 @@ def _contract(gs: Sequence[Any], tangents: Sequence[Any]) -> Any:
     return total
 
 
-def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
-    r"""``(f(*primals), J v)``: the directional derivative of ``f`` along ``tangents``."""
-    primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
-        if np.shape(p) != np.shape(t):
-            raise ShapeError(f"jvp: tangent {i} has shape {np.shape(t)}, primal {i} has shape {np.shape(p)}")
+def _jvp_by_double_vjp(f: Function, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The fallback for a jvp nested inside another (forward over forward): two reverse passes
+    on the tape, which carry the outer transform's tangents through the VJP rules."""
     out, u, gs, _, nested = _linearize(f, primals)
-    nested = nested or _nested(tangents)
-    with state.enable_grad():
+    nested = nested or any(isinstance(t, Tensor) and t.requires_grad for t in tangents)
+    with enable_grad():
         s = _contract(gs, tangents)
     if not isinstance(s, Tensor) or not s.requires_grad:
         return _out(out, nested), _zeros_like(out, nested)
@@ -219,10 +265,93 @@ def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     return _out(out, nested), _out(jv, nested) if jv is not None else _zeros_like(out, nested)
 
 
+def _tangent_for(primal: np.ndarray, tangent: Any, i: int) -> Any:
+    """The tangent of argument i, checked against its primal and cast to its dtype."""
+    if isinstance(tangent, Tensor) and tangent.requires_grad:
+        arr = tangent.data
+        t: Any = tangent if tangent.dtype == primal.dtype else ops.astype(tangent, primal.dtype)
+    else:
+        arr = np.asarray(unwrap(tangent))
+        if arr.dtype.kind not in "biuf":
+            raise DtypeError(f"jvp: tangent {i} has dtype {arr.dtype}; expected a real floating-point array")
+        t = np.array(arr, dtype=primal.dtype)
+    if arr.shape != primal.shape:
+        raise ShapeError(f"jvp: tangent {i} has shape {arr.shape}, primal {i} has shape {primal.shape}")
+    return t
+
+
+def _dual_leaf(x: Any, tangent: Any, i: int, level: int) -> Tensor:
+    """A dual number: the primal (a copy, or linked to x when x is on an outer tape) carrying its tangent."""
+    if isinstance(x, Tensor) and x.requires_grad:
+        check_differentiable_dtype(x.data, f"primal {i}")
+        previous, switches.in_jvp_rule = switches.in_jvp_rule, True  # the link itself pushes no tangent
+        try:
+            leaf = ops.identity(x)
+        finally:
+            switches.in_jvp_rule = previous
+    else:
+        leaf = _new_leaf(_as_float_array(x, f"primal {i}"), level, False)
+    leaf._tangent = _tangent_for(leaf.data, tangent, i)
+    return leaf
+
+
+def _strip_tangent(x: Tensor) -> Tensor:
+    """The same value on the tape without its tangent (a tangent must not outlive its dm.jvp)."""
+    previous, switches.in_jvp_rule = switches.in_jvp_rule, True
+    try:
+        return ops.identity(x)
+    finally:
+        switches.in_jvp_rule = previous
+
+
+def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    r"""``(f(*primals), J v)``: the directional derivative of ``f`` along ``tangents``, by forward mode.
+
+    Each argument becomes a dual number $(x, \dot x)$ and every primitive pushes the tangent
+    along with the value through its JVP rule, $\dot y = \sum_i \partial_i f\,\dot x_i$: one
+    pass, about twice the cost of evaluating $f$, and rules independent of the VJP rules
+    (Wengert 1964; Griewank & Walther 2008, ch. 3). A jvp nested inside another jvp
+    falls back to two reverse passes (the double-VJP trick), which keeps the outer tangents apart.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
+        if np.shape(unwrap(p)) != np.shape(unwrap(t)):
+            raise ShapeError(f"jvp: tangent {i} has shape {np.shape(unwrap(t))}, primal {i} has shape "
+                             f"{np.shape(unwrap(p))}")
+    sw = switches
+    if sw.forward_depth > 0 or sw.in_jvp_rule:
+        return _jvp_by_double_vjp(f, primals, tangents)
+    level = sw.transform_depth + 1
+    leaves = [_dual_leaf(p, t, i, level) for i, (p, t) in enumerate(zip(primals, tangents, strict=True))]
+    sw.forward_depth += 1
+    sw.transform_depth = level
+    try:
+        with enable_grad():
+            out = _as_output(f, f(*leaves))
+    finally:
+        sw.forward_depth -= 1
+        sw.transform_depth = level - 1
+    tangent = out._tangent
+    if tangent is None:
+        if not out.requires_grad:
+            _check_constant(f, primals, {}, tuple(range(len(primals))), out)
+        tangent = np.zeros_like(out.data)
+    recording = sw.grad_enabled
+    nested = recording and ((out.requires_grad and _depends_on_outer(out, level)) or
+                            (isinstance(tangent, Tensor) and tangent.requires_grad
+                             and _depends_on_outer(tangent, level)))
+    if nested:
+        primal_out = _strip_tangent(out) if out.requires_grad else Tensor._wrap(out.data)
+        return primal_out, _out(tangent, True)
+    return _out(out.data, False), _out(unwrap(tangent), False)
+
+
 def hvp(f: Function, x: Any, v: Any) -> Any:
-    r"""Hessian-vector product $\nabla^2 f(x)\,v = \nabla_x \langle \nabla f(x), v\rangle$ (reverse over reverse)."""
-    g = grad(f)
-    return grad(lambda y: ops.sum(g(y) * v))(x)
+    r"""Hessian-vector product $\nabla^2 f(x)\,v$, forward over reverse: the JVP of $\nabla f$ along $v$
+    (Pearlmutter 1994), about the cost of two gradients."""
+    return jvp(grad(f), (x,), (v,))[1]
 
 
 def jacobian(f: Function, argnums: int = 0, mode: str = "auto") -> Function:
@@ -239,39 +368,64 @@ def jacobian(f: Function, argnums: int = 0, mode: str = "auto") -> Function:
 
     def wrapped(*args: Any) -> Any:
         nums = _argnums(argnums, len(args))
-        out, leaves, nested = _call(f, args, {}, nums)
-        (x,) = leaves
-        m, n = out.size, x.size
-        use_forward = mode == "forward" or (mode == "auto" and n < m)
-        rows = []
-        if not out.requires_grad or m == 0 or n == 0:
-            return _out(np.zeros(out.shape + x.shape, dtype=out.dtype), nested)
+        k = nums[0]
+        n = int(np.size(unwrap(args[k])))
+        use_forward = mode == "forward"
+        if mode == "auto":  # one evaluation to learn the output size m
+            with no_grad():
+                m = int(np.size(unwrap(f(*args))))
+            use_forward = n < m
         if use_forward:
-            u = Tensor(np.zeros_like(out.data), requires_grad=True)
-            with state.enable_grad():
-                (gx,) = backprop([out], [u], [x], create_graph=True)
-            for j in range(n):
-                e = np.zeros(n, dtype=x.dtype)
-                e[j] = 1
-                with state.enable_grad():
-                    s = ops.sum(gx * e.reshape(x.shape)) if gx is not None else None
-                if not isinstance(s, Tensor) or not s.requires_grad:
-                    rows.append(_zeros_like(out, nested))
-                    continue
-                (col,) = backprop([s], [np.ones_like(s.data)], [u], create_graph=nested)
-                rows.append(_out(col, nested) if col is not None else _zeros_like(out, nested))
-            stacked = ops.stack(rows, axis=-1)
-            return ops.reshape(stacked, out.shape + x.shape)
-        for i in range(m):
-            e = np.zeros(m, dtype=out.dtype)
-            e[i] = 1
-            seed = e.reshape(out.shape)
-            (gx,) = backprop([out], [Tensor._wrap(seed) if nested else seed], [x], create_graph=nested)
-            rows.append(_out(gx, nested) if gx is not None else _zeros_like(x, nested))
-        stacked = ops.stack(rows, axis=0)
-        return ops.reshape(stacked, out.shape + x.shape)
+            return _jacobian_forward(f, args, k)
+        return _jacobian_reverse(f, args, nums)
     wrapped.__name__ = f"jacobian({getattr(f, '__name__', 'f')})"
     return wrapped
+
+
+def _jacobian_forward(f: Function, args: Sequence[Any], k: int) -> Any:
+    """One JVP per input element: the columns $J e_j$."""
+    x = args[k]
+    shape, n = np.shape(unwrap(x)), int(np.size(unwrap(x)))
+    dtype = np.result_type(np.asarray(unwrap(x)).dtype, np.float64) if np.asarray(unwrap(x)).dtype.kind != "f" \
+        else np.asarray(unwrap(x)).dtype
+
+    def along(*xs: Any) -> Any:
+        call = list(args)
+        call[k] = xs[0]
+        return f(*call)
+    columns = []
+    out = None
+    for j in range(n):
+        e = np.zeros(n, dtype=dtype)
+        e[j] = 1
+        out, col = jvp(along, (x,), (e.reshape(shape),))
+        columns.append(col)
+    if out is None:  # x has no elements: evaluate once for the output's shape
+        with no_grad():
+            out = f(*args)
+        return np.zeros(np.shape(unwrap(out)) + shape, dtype=dtype)
+    if not columns:
+        return np.zeros(np.shape(unwrap(out)) + shape)
+    stacked = ops.stack(columns, axis=-1)
+    return ops.reshape(stacked, np.shape(unwrap(out)) + shape)
+
+
+def _jacobian_reverse(f: Function, args: Sequence[Any], nums: tuple[int, ...]) -> Any:
+    """One VJP per output element: the rows $J^\top e_i$."""
+    out, leaves, nested = _call(f, args, {}, nums)
+    (x,) = leaves
+    m = out.size
+    if not out.requires_grad or m == 0 or x.size == 0:
+        return _out(np.zeros(out.shape + x.shape, dtype=out.dtype), nested)
+    rows = []
+    for i in range(m):
+        e = np.zeros(m, dtype=out.dtype)
+        e[i] = 1
+        seed = e.reshape(out.shape)
+        (gx,) = backprop([out], [Tensor._wrap(seed) if nested else seed], [x], create_graph=nested)
+        rows.append(_out(gx, nested) if gx is not None else _zeros_like(x, nested))
+    stacked = ops.stack(rows, axis=0)
+    return ops.reshape(stacked, out.shape + x.shape)
 
 
 def hessian(f: Function, argnums: int = 0) -> Function:

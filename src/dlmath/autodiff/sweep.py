@@ -1,7 +1,13 @@
 """The reverse sweep: walk the tape backwards and apply each primitive's VJP rules.
 
 One function, `backprop`, serves `Tensor.backward` (accumulate into leaves' `.grad`)
-and the function transforms (return gradients with respect to chosen tensors).
+and the function transforms (return gradients with respect to chosen tensors). The
+rules run in one of three modes, each a named helper below:
+
+* `_arrays_mode`: plain NumPy arrays (an ordinary backward pass, the fast path);
+* `_counting_mode`: constant Tensors, so that the flop counter sees every op of the rules;
+* `_graph_mode` (``create_graph=True``): the tape's own Tensors, so the rules are recorded and
+  the gradient can be differentiated again (and, in forward mode, carries tangents).
 """
 
 from __future__ import annotations
@@ -11,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from . import ops, state
+from . import ops
+from .core import Node, Tensor, check_finite, unwrap
 from .errors import DtypeError, GradientError, InplaceModificationError, ShapeError
-from .primitive import check_finite
-from .tensor import Tensor
+from .state import switches
 
 
 def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
@@ -92,6 +98,65 @@ def _memory_owner(a: np.ndarray) -> int:
     return id(a)
 
 
+# ----- the three modes: what the VJP rules receive, and what they must return -------------------------
+def _arrays_mode(t: Tensor, g: Any) -> tuple[Any, tuple[Any, ...], Any]:
+    """Rules run on plain arrays: nothing is recorded (an ordinary backward pass)."""
+    return g, tuple([unwrap(a) for a in t._node.args]), t.data
+
+
+def _counting_mode(t: Tensor, g: Any) -> tuple[Any, tuple[Any, ...], Any]:
+    """Rules run on constant Tensors, so that every op inside them reaches the flop counter."""
+    args = tuple(Tensor._wrap(a.data) if isinstance(a, Tensor) else a for a in t._node.args)
+    return Tensor._wrap(unwrap(g)), args, Tensor._wrap(t.data)
+
+
+def _graph_mode(t: Tensor, g: Any) -> tuple[Any, tuple[Any, ...], Any]:
+    """Rules run on the tape's own Tensors and are recorded (create_graph=True)."""
+    return g, t._node.args, t
+
+
+def _as_cotangent(gi: Any, create_graph: bool) -> Any:
+    """A rule's result in the sweep's currency: a Tensor when recording, else a plain array."""
+    if create_graph:
+        return gi if isinstance(gi, Tensor) else Tensor._wrap(np.asarray(gi))
+    gi = unwrap(gi)
+    return gi if type(gi) is np.ndarray else np.asarray(gi)
+
+
+def _relevant(order: list[Tensor], targets: dict[int, int]) -> set[int]:
+    """Tensors with a path to one of the targets (parents come first, so one pass finds them all)."""
+    relevant: set[int] = set()
+    for t in order:
+        if id(t) in targets or (t._node is not None and any(
+                isinstance(a, Tensor) and id(a) in relevant for a in t._node.args)):
+            relevant.add(id(t))
+    return relevant
+
+
+def _vjp_of_node(t: Tensor, node: Node, g: Any, mode: Any, create_graph: bool, relevant: set[int] | None,
+                 grads: dict[int, Any]) -> None:
+    """Apply the node's VJP rules and add each argument's cotangent to ``grads``."""
+    prim = node.prim
+    g, args, ans = mode(t, g)
+    kwargs = node.kwargs
+    if switches.anomaly_enabled:
+        switches.anomaly_context = f"backward of op '{prim.name}' (an op inside its VJP rule)"
+    for i, a in enumerate(node.args):
+        if not (isinstance(a, Tensor) and a.requires_grad):
+            continue
+        if relevant is not None and id(a) not in relevant:
+            continue
+        rule = prim.vjps[i] if prim.vjp_any is None and i < len(prim.vjps) else None
+        gi = _as_cotangent((rule or prim.vjp_rule(i))(g, ans, *args, **kwargs), create_graph)
+        data = a.data
+        if gi.shape != data.shape or gi.dtype != data.dtype:
+            gi = reduce_to_shape(gi, data.shape, data.dtype)
+        if switches.anomaly_enabled:
+            check_finite(gi, prim, tuple(unwrap(x) for x in node.args), f"backward (gradient of argument {i})")
+        prev = grads.get(id(a))
+        grads[id(a)] = gi if prev is None else prev + gi
+
+
 def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[Tensor] | None,
              create_graph: bool) -> list[Any] | None:
     """Propagate cotangents ``seeds`` from ``outputs`` backwards.
@@ -100,17 +165,8 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
     return None. Otherwise return the cotangent of each input (None where it has no path).
     """
     order = topological_order(outputs)
-    relevant: set[int] | None = None
-    targets: dict[int, int] = {}
-    if inputs is not None:
-        targets = {id(x): k for k, x in enumerate(inputs)}
-        relevant = set()
-        for t in order:  # parents come first, so one pass finds every tensor with a path to an input
-            if id(t) in targets:
-                relevant.add(id(t))
-            elif t._node is not None and any(
-                    isinstance(a, Tensor) and id(a) in relevant for a in t._node.args):
-                relevant.add(id(t))
+    targets = {id(x): k for k, x in enumerate(inputs)} if inputs is not None else {}
+    relevant = _relevant(order, targets) if inputs is not None else None
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
 
     grads: dict[int, Any] = {}
@@ -126,10 +182,10 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
         if isinstance(seed, np.ndarray):
             handed.add(_memory_owner(seed))
 
-    counter = state.flop_counter
-    counting = counter is not None and not create_graph
-    previous_mode = state.grad_enabled
-    state.grad_enabled = create_graph
+    sw = switches
+    counter = sw.flop_counter
+    mode = _graph_mode if create_graph else (_counting_mode if counter is not None else _arrays_mode)
+    previous_mode, sw.grad_enabled = sw.grad_enabled, create_graph
     if counter is not None:
         previous_phase, counter.phase = counter.phase, "backward"
     try:
@@ -137,7 +193,7 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
             g = grads.pop(id(t), None)
             if g is None:
                 continue
-            if inputs is not None and id(t) in targets:
+            if id(t) in targets:
                 results[targets[id(t)]] = g
             node = t._node
             if node is None:
@@ -145,45 +201,10 @@ def backprop(outputs: Sequence[Tensor], seeds: Sequence[Any], inputs: Sequence[T
                     _accumulate_leaf(t, g, create_graph, handed)
                 continue
             _check_versions(t)
-            prim = node.prim
-            kwargs = node.kwargs
-            if create_graph:
-                args: tuple[Any, ...] = node.args
-                ans: Any = t
-            elif counting:
-                args = tuple(Tensor._wrap(a.data) if isinstance(a, Tensor) else a for a in node.args)
-                ans = Tensor._wrap(t.data)
-                g = Tensor._wrap(g)
-            else:
-                args = [a.data if isinstance(a, Tensor) else a for a in node.args]
-                ans = t.data
-            if state.anomaly_enabled:
-                state.anomaly_context = f"backward of op '{prim.name}' (an op inside its VJP rule)"
-            for i, a in enumerate(node.args):
-                if not (isinstance(a, Tensor) and a.requires_grad):
-                    continue
-                if relevant is not None and id(a) not in relevant:
-                    continue
-                rule = prim.vjps[i] if prim.vjp_any is None and i < len(prim.vjps) else None
-                gi = (rule or prim.vjp_rule(i))(g, ans, *args, **kwargs)
-                if counting and isinstance(gi, Tensor):
-                    gi = gi.data
-                if create_graph:
-                    if not isinstance(gi, Tensor):
-                        gi = Tensor._wrap(np.asarray(gi))
-                elif type(gi) is not np.ndarray:
-                    gi = np.asarray(gi.data if isinstance(gi, Tensor) else gi)
-                data = a.data
-                if gi.shape != data.shape or gi.dtype != data.dtype:
-                    gi = reduce_to_shape(gi, data.shape, data.dtype)
-                if state.anomaly_enabled:
-                    check_finite(gi, prim, tuple(x.data if isinstance(x, Tensor) else x for x in node.args),
-                                 f"backward (gradient of argument {i})")
-                prev = grads.get(id(a))
-                grads[id(a)] = gi if prev is None else prev + gi
+            _vjp_of_node(t, node, g, mode, create_graph, relevant, grads)
     finally:
-        state.grad_enabled = previous_mode
-        state.anomaly_context = None
+        sw.grad_enabled = previous_mode
+        sw.anomaly_context = None
         if counter is not None:
             counter.phase = previous_phase
     return results if inputs is not None else None
@@ -219,8 +240,12 @@ def make_seed(out: Tensor, grad: Any) -> Any:
                 f"the same shape); reduce it first, e.g. out.sum().backward()")
         return np.ones_like(out.data)
     g = grad if isinstance(grad, Tensor) else None
+    raw = unwrap(grad)
+    if np.iscomplexobj(raw):
+        raise DtypeError(f"backward(grad=...) got a complex cotangent ({np.asarray(raw).dtype}); gradients of "
+                         f"complex values are not supported")
     try:
-        arr = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=out.dtype)
+        arr = raw if isinstance(grad, Tensor) else np.asarray(grad, dtype=out.dtype)
     except (TypeError, ValueError):
         raise DtypeError(f"backward(grad=...) needs a numeric array of the output's shape {out.shape}, "
                          f"got {type(grad).__name__}") from None
