@@ -395,6 +395,8 @@ def chapters_command(run_claims: bool) -> None:
             counts[c.chapter] = (0, counts[c.chapter][1] + 1)
     out = report.console(sys.stdout)
     out.print(report.chapters_table(counts, ran=run_claims))
+    for line in report.chapter_notes():
+        out.print(line)
     out.print()
     out.print(report.learning_path_tree())
     out.print()

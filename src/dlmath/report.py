@@ -215,6 +215,11 @@ def chapters_table(counts: dict[str, tuple[int, int]], ran: bool) -> Table:
     return table
 
 
+def chapter_notes() -> list[Text]:
+    """Where the module prints a chapter's key formula differently from the one shown."""
+    return [Text(f"Chapter {c.number} ({c.id}): {c.note}.", style="dim") for c in module.CHAPTERS if c.note]
+
+
 def _count_cell(passed: int, total: int, ran: bool) -> Text:
     if total == 0:
         return Text("none yet", style="dim")
