@@ -34,3 +34,13 @@ def test_the_readme_commands_are_the_ones_ci_runs() -> None:
     assert len(commands) == 2
     for command in commands:
         assert command in ci
+
+
+def test_the_adding_a_claim_example_uses_a_new_id() -> None:
+    from dlmath import verify as vf
+    from dlmath.chapters import load_all
+
+    block = next(b for b in _python_blocks() if "@claim(" in b)
+    claim_id = re.search(r'@claim\("([^"]+)"', block).group(1)  # type: ignore[union-attr]
+    assert claim_id.split(".", 1)[0] in vf.CHAPTER_BY_ID
+    assert claim_id not in load_all(), f"the README's example reuses the existing claim id {claim_id!r}"

@@ -2,54 +2,47 @@
 
 Commands::
 
-    dlmath verify [CHAPTER ...] [--thorough] [--seed N] [--json FILE] [--list]
-    dlmath chapters [--no-run]
+    dlmath verify [CHAPTER ...] [--thorough] [--seed N] [--json FILE|-] [--details] [--list]
+    dlmath chapters [--run]
     dlmath --version
 
-This file holds no mathematics: it selects claims from `dlmath.verify`, runs them,
-and shows what they measured. Usage errors print one line to stderr and exit 2.
+This file holds no mathematics and no course content: chapters come from `dlmath.module`,
+claims from `dlmath.verify` (loaded by `dlmath.chapters.load_all`), and what is shown in
+the terminal from `dlmath.report`. Only click is imported at start-up; NumPy, SciPy, the
+engine and rich are imported when a command runs, so ``dlmath --help`` is quick.
+
+Usage errors print one line to stderr and exit 2. Ctrl-C (SIGINT) during a run exits 130
+and SIGTERM exits 143, after showing and saving the claims that finished.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import stat
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
 
 from . import __version__
 from . import verify as vf
+from .module import CHAPTERS, Chapter
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PROG = "dlmath"
-FALLBACK_WIDTH = 120  # console width when the output is not a terminal (pipes, files, tests)
-
-# The module overview's learning path: (stage, duration, chapter ids or other topics).
-LEARNING_PATH: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Stage 1, foundations", "2-3 weeks", ("approximation", "backprop")),
-    ("Stage 2, architectures", "3-4 weeks", ("residual", "attention")),
-    ("Stage 3, advanced", "2-3 weeks", ("ntk", "optimisation dynamics (training and stability analysis)")),
-)
-
-# The module overview's links to other modules: (module, ((chapter id, the concept it leads to), ...)).
-MODULE_LINKS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("Optimisation theory", (("backprop", "gradient descent"), ("batchnorm", "optimisation stability"))),
-    ("Statistical learning", (("approximation", "expressive power"), ("dropout", "regularisation theory"))),
-    ("Information theory", (("attention", "information selection"),)),
-)
-
-VERDICT_STYLE = {"pass": ("pass", "green"), "fail": ("FAIL", "bold red"), "error": ("ERROR", "bold magenta")}
+EXIT_USAGE = 2
+EXIT_SIGINT = 128 + signal.SIGINT    # 130
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
 
 
 # --------------------------------------------------------------------------- errors
@@ -58,7 +51,7 @@ VERDICT_STYLE = {"pass": ("pass", "green"), "fail": ("FAIL", "bold red"), "error
 class CliError(click.ClickException):
     """A command-line error shown as one line, ``dlmath: <message>``, with exit status 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"{PROG}: {self.format_message()}", file=file if file is not None else sys.stderr)
@@ -79,14 +72,12 @@ def _one_line_errors() -> Iterator[None]:
     """Turn click's usage errors raised inside the block into one-line `CliError`s."""
     try:
         yield
-    except click.exceptions.NoArgsIsHelpError:
-        raise  # `dlmath` alone: click shows the help, which is what the user wants
     except click.UsageError as exc:
         raise _one_line(exc) from exc
 
 
 class OneLineErrorGroup(click.Group):
-    """A click group whose usage errors (of its own options and of its commands) print one line."""
+    """A click group whose usage errors print one line and whose Ctrl-C exits 130 without a traceback."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
@@ -94,189 +85,134 @@ class OneLineErrorGroup(click.Group):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _one_line_errors():
-            return super().invoke(ctx)
-
-
-# --------------------------------------------------------------------------- consoles
-
-
-def _make_console(file: IO[str]) -> Console:
-    """A rich console on ``file``: auto width and colour on a terminal; fixed width, no colour otherwise."""
-    try:
-        tty = file.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    if tty:
-        return Console(file=file, highlight=False)
-    return Console(file=file, highlight=False, width=_fallback_width(), color_system=None,
-                   force_terminal=False, no_color=True)
-
-
-def _fallback_width() -> int:
-    """``$COLUMNS`` when it is a sensible number, else `FALLBACK_WIDTH`."""
-    try:
-        width = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        return FALLBACK_WIDTH
-    return width if 40 <= width <= 1000 else FALLBACK_WIDTH
-
-
-def _stdout() -> Console:
-    return _make_console(sys.stdout)
-
-
-def _stderr() -> Console:
-    return _make_console(sys.stderr)
-
-
-# --------------------------------------------------------------------------- running
-
-
-def _resolve_chapters(names: Sequence[str]) -> list[vf.Chapter]:
-    """The chapters named on the command line (ids or numbers), without duplicates, in the order given."""
-    chapters: list[vf.Chapter] = []
-    for name in names:
         try:
-            chapter = vf.resolve_chapter(name)
-        except vf.UnknownChapterError as exc:
-            raise CliError(str(exc)) from exc
-        if chapter not in chapters:
-            chapters.append(chapter)
-    return chapters
+            with _one_line_errors():
+                return super().invoke(ctx)
+        except Terminated:
+            click.echo(f"{PROG}: terminated", err=True)
+            ctx.exit(EXIT_SIGTERM)
+        except KeyboardInterrupt:
+            click.echo(f"{PROG}: interrupted", err=True)
+            ctx.exit(EXIT_SIGINT)
 
 
-def _run_with_progress(claims: Sequence[vf.Claim], seed: int, thorough: bool,
-                       on_result: Callable[[list[vf.Result]], None] | None = None) -> list[vf.Result]:
-    """Run ``claims`` one by one, with a transient progress bar on stderr when stderr is a terminal.
-
-    ``on_result`` sees the results so far after each claim (used to save finished work as it comes).
-    """
-    err = _stderr()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    results: list[vf.Result] = []
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task("claims", total=len(claims))
-        for c in claims:
-            progress.update(task, description=c.id)
-            results.append(vf.run_claim(c, seed=seed, thorough=thorough))
-            progress.advance(task)
-            if on_result is not None:
-                on_result(results)
-    return results
+# --------------------------------------------------------------------------- signals
 
 
-def _selection_label(chapters: Sequence[vf.Chapter]) -> str:
-    """``chapter 3 backprop`` / ``chapters 3 backprop, 6 attention`` / ``any chapter``."""
-    if not chapters:
-        return "any chapter"
-    names = ", ".join(f"{c.number} {c.id}" for c in chapters)
-    return f"chapter{'s' if len(chapters) > 1 else ''} {names}"
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run: handled like Ctrl-C (finally blocks run, finished work is kept), exit 143."""
 
 
-# --------------------------------------------------------------------------- formatting
+class _Signals:
+    """SIGINT and SIGTERM raise exceptions, except inside `deferred` blocks (file writes), where they wait."""
+
+    def __init__(self) -> None:
+        self.deferring = 0
+        self.pending: int | None = None
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.deferring:
+            self.pending = signum
+            return
+        self.raise_for(signum)
+
+    @staticmethod
+    def raise_for(signum: int) -> NoReturn:
+        if signum == signal.SIGTERM:
+            raise Terminated()
+        raise KeyboardInterrupt()
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold a signal that arrives inside the block until the block is done (then raise it)."""
+        self.deferring += 1
+        try:
+            yield
+        finally:
+            self.deferring -= 1
+        if not self.deferring and self.pending is not None:
+            signum, self.pending = self.pending, None
+            self.raise_for(signum)
 
 
-def _num(x: float) -> str:
-    """A measured value or tolerance, compactly (``1.234e-14``, ``0.5``, ``nan``)."""
-    return f"{x:.4g}"
+_SIGNALS = _Signals()
 
 
-def _tolerance(evidence: vf.Evidence) -> str:
-    return f"{evidence.comparison} {_num(evidence.tolerance)}"
-
-
-def _verdict_text(verdict: str) -> Text:
-    label, style = VERDICT_STYLE.get(verdict, (verdict, ""))
-    return Text(label, style=style)
-
-
-def _printed_row(printed: vf.PrintedForm, evidence: vf.Evidence) -> list[Text | str]:
-    """The row under an erratum: the module's printed formula, measured against the same tolerance."""
-    verdict = Text("passes as printed", style="yellow") if printed.passed else Text("fails as printed", style="red")
-    return ["", Text("  printed form", style="italic"), _num(printed.measured), _tolerance(evidence), verdict, ""]
-
-
-def _results_table(results: Sequence[vf.Result], seed: int, thorough: bool) -> Table:
-    """One row per claim (and one more under each erratum, for its printed form)."""
-    mode = "thorough" if thorough else "quick"
-    table = Table(title=f"dlmath verify (seed {seed}, {mode})", title_justify="left")
-    table.add_column("chapter")
-    table.add_column("claim", overflow="fold")
-    table.add_column("measured", justify="right")
-    table.add_column("tolerance", justify="right")
-    table.add_column("verdict")
-    table.add_column("seconds", justify="right")
-    for r in results:
-        ev = r.evidence
-        measured, tolerance = (_num(ev.measured), _tolerance(ev)) if ev is not None else ("-", "-")
-        table.add_row(r.claim.chapter, Text(r.claim.id), measured, tolerance, _verdict_text(r.verdict),
-                      f"{r.seconds:.2f}")
-        if ev is not None and ev.printed is not None:
-            table.add_row(*_printed_row(ev.printed, ev))
-    return table
-
-
-def _summary_line(summary: vf.Summary, seconds: float) -> Text:
-    """``N passed, N failed, N errors in S s``, coloured by the overall outcome."""
-    errors = "error" if summary.errors == 1 else "errors"
-    line = f"{summary.passed} passed, {summary.failed} failed, {summary.errors} {errors} in {seconds:.2f} s"
-    return Text(line, style="bold green" if summary.ok else "bold red")
-
-
-def _problem_lines(results: Sequence[vf.Result]) -> list[Text]:
-    """For each failed or errored claim: what went wrong, in words."""
-    lines: list[Text] = []
-    for r in results:
-        if r.verdict == "error":
-            lines.append(Text(f"ERROR {r.claim.id}: {r.error}", style="magenta"))
-        elif r.verdict == "fail" and r.evidence is not None:
-            ev = r.evidence
-            what = ev.details or f"measured {_num(ev.measured)}, needs {_tolerance(ev)}"
-            lines.append(Text(f"FAIL {r.claim.id}: {what}", style="red"))
-            if ev.tolerance_reason:
-                lines.append(Text(f"     tolerance {_tolerance(ev)}: {ev.tolerance_reason}"))
-    return lines
-
-
-def _detail_lines(results: Sequence[vf.Result]) -> list[Text]:
-    """``--details``: every claim's statement, source, evidence and, for errata, the printed form."""
-    lines: list[Text] = []
-    for r in results:
-        lines.append(Text(""))
-        lines.append(Text(f"{r.claim.id}: {r.claim.title} [{r.verdict}]", style="bold"))
-        lines.append(Text(f"  statement: {r.claim.statement}"))
-        lines.append(Text(f"  source:    {r.claim.source}"))
-        ev = r.evidence
-        if ev is None:
-            lines.append(Text(f"  error:     {r.error}", style="magenta"))
-            continue
-        lines.append(Text(f"  measured:  {_num(ev.measured)} (needs {_tolerance(ev)}: {ev.tolerance_reason})"))
-        if ev.details:
-            lines.append(Text(f"  details:   {ev.details}"))
-        if ev.printed is not None:
-            verdict = "fails" if not ev.printed.passed else "passes"
-            lines.append(Text(f"  printed:   {ev.printed.statement} measures {_num(ev.printed.measured)} and "
-                              f"{verdict}; correction from {ev.printed.correction_source}"))
-    return lines
-
-
-def _claims_table(claims: Sequence[vf.Claim]) -> Table:
-    """The ``--list`` table: each selected claim's id, title and source."""
-    table = Table(title="dlmath claims", title_justify="left")
-    table.add_column("claim", overflow="fold")
-    table.add_column("title")
-    table.add_column("source")
-    for c in claims:
-        title = Text(c.title)
-        if c.erratum:
-            title.append(" (erratum)", style="yellow")
-        table.add_row(Text(c.id), title, Text(c.source))
-    return table
+@contextmanager
+def _signals_handled() -> Iterator[None]:
+    """During a run: SIGINT raises KeyboardInterrupt and SIGTERM raises `Terminated` (deferred during writes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _SIGNALS.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 # --------------------------------------------------------------------------- JSON report
+
+
+def _json_target(name: str) -> Path | None:
+    """Where ``--json NAME`` writes: None for ``-`` (stdout), else the real path of a regular file.
+
+    A symlink is followed: the report replaces the file it points to, and the link stays a
+    link. Directories, FIFOs, devices and sockets are refused (a report is a file), as is a
+    directory that does not exist or cannot be written. Checked before any claim runs.
+    """
+    if name == "-":
+        return None
+    shown = repr(name)
+    real = Path(os.path.realpath(name))
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise CliError(f"--json {shown}: {exc.strerror or exc}") from exc
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise CliError(f"--json {shown} is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise CliError(f"--json {shown} is not a regular file (a FIFO, device or socket); "
+                       "use '--json -' for standard output")
+    parent = real.parent
+    if not parent.is_dir():
+        raise CliError(f"--json {shown}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"--json {shown}: directory {str(parent)!r} is not writable")
+    return real
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` through a temporary file in its directory and `os.replace`.
+
+    An existing file keeps its permission bits; a new one gets 0o666 less the umask, as
+    with any file a program creates. Signals wait until the write is done (or undone), so
+    the temporary file never outlives the run.
+    """
+    with _SIGNALS.deferred():
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, indent=2)
+                f.write("\n")
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _summary_dict(summary: vf.Summary, seconds: float) -> dict[str, Any]:
@@ -288,48 +224,40 @@ def _summary_dict(summary: vf.Summary, seconds: float) -> dict[str, Any]:
     }
 
 
-def _check_json_target(path: Path) -> None:
-    """Fail early (before any claim runs) when the report could not be written."""
-    if path.is_dir():
-        raise CliError(f"--json {str(path)!r} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(f"--json {str(path)!r}: directory {str(parent)!r} does not exist")
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` through a temporary file in the same directory and `os.replace`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_report(path: Path, seed: int, thorough: bool, results: Sequence[vf.Result], seconds: float,
-                  complete: bool = True) -> None:
-    payload = {
+def _report(seed: int, thorough: bool, results: Sequence[vf.Result], seconds: float,
+            complete: bool) -> dict[str, Any]:
+    return {
         "seed": seed, "thorough": thorough, "complete": complete, "results": [r.to_dict() for r in results],
         "summary": _summary_dict(vf.summarize(results), seconds),
     }
+
+
+def _save(target: Path | None, payload: dict[str, Any]) -> None:
+    """The report to ``target`` (atomically), or to stdout when ``target`` is None (``--json -``)."""
+    if target is None:
+        with _SIGNALS.deferred():
+            json.dump(payload, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        return
     try:
-        _write_json_atomic(path, payload)
+        _write_json_atomic(target, payload)
     except OSError as exc:
-        raise CliError(f"cannot write --json {str(path)!r}: {exc.strerror or exc}") from exc
+        raise CliError(f"cannot write --json {str(target)!r}: {exc.strerror or exc}") from exc
 
 
 # --------------------------------------------------------------------------- commands
 
 
-@click.group(name=PROG, cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name=PROG, cls=OneLineErrorGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name=PROG, message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """dlmath: the mathematics of deep learning, with every claim checked by a program."""
+    if ctx.invoked_subcommand is None:  # `dlmath` alone: the help, and success
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 def _check_seed(ctx: click.Context, param: click.Parameter, value: int) -> int:
@@ -339,138 +267,142 @@ def _check_seed(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
+def _resolve_chapters(names: Sequence[str]) -> list[Chapter]:
+    """The chapters named on the command line (ids or numbers), without duplicates, in the order given."""
+    chapters: list[Chapter] = []
+    for name in names:
+        try:
+            chapter = vf.resolve_chapter(name)
+        except vf.UnknownChapterError as exc:
+            raise CliError(str(exc)) from exc
+        if chapter not in chapters:
+            chapters.append(chapter)
+    return chapters
+
+
+def _load_claims() -> None:
+    """Import every chapter module, so that its claims register (this imports the engine)."""
+    from . import chapters
+
+    chapters.load_all()
+
+
+def _selection_label(chapters: Sequence[Chapter]) -> str:
+    """``chapter 3 backprop`` / ``chapters 3 backprop, 6 attention`` / ``any chapter``."""
+    if not chapters:
+        return "any chapter"
+    names = ", ".join(f"{c.number} {c.id}" for c in chapters)
+    return f"chapter{'s' if len(chapters) > 1 else ''} {names}"
+
+
 @cli.command("verify")
 @click.argument("chapters", nargs=-1, metavar="[CHAPTER]...")
 @click.option("--thorough", is_flag=True, help="Run the slower, more thorough version of each check.")
 @click.option("--seed", type=int, default=0, show_default=True, callback=_check_seed,
               help="Seed of the run; each claim derives its own seed from it.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Also write the results as JSON to FILE (atomically, after each claim).")
+@click.option("--json", "json_name", metavar="FILE",
+              help="Also write the results as JSON to FILE, a regular file or a symlink to one (atomically, "
+                   "after each claim, keeping the file's permissions). '-' writes the JSON to standard output "
+                   "and the table to standard error.")
 @click.option("--list", "list_only", is_flag=True, help="List the selected claims without running them.")
 @click.option("--details", is_flag=True,
-              help="After the table, show each claim's statement, source, tolerance reason and details.")
+              help="After the table, show each claim's statement, source, every measurement and cross-check "
+                   "with its tolerance and reason, and the verdicts derived from them.")
 @click.pass_context
 def verify_command(ctx: click.Context, chapters: tuple[str, ...], thorough: bool, seed: int,
-                   json_path: Path | None, list_only: bool, details: bool) -> None:
+                   json_name: str | None, list_only: bool, details: bool) -> None:
     """Check the claims of the named chapters (all chapters when none is named).
 
     CHAPTER is a chapter id (backprop) or number (3). Exit status: 0 when every
-    selected claim passes, 1 when one fails or errors, 2 on a usage error.
+    selected claim passes, 1 when one fails or errors, 2 on a usage error, 130 when
+    interrupted (Ctrl-C) and 143 when terminated (SIGTERM).
     """
     selected = _resolve_chapters(chapters)
-    if json_path is not None and not list_only:
-        _check_json_target(json_path)
+    use_json = json_name is not None and not list_only
+    target = _json_target(json_name) if use_json and json_name is not None else None
+    from . import report
+
+    _load_claims()
     claims = vf.select([c.id for c in selected])
-    out = _stdout()
+    out = report.console(sys.stderr if use_json and target is None else sys.stdout)
     if not claims:
         out.print(f"No claims are registered yet for {_selection_label(selected)}; nothing to run.")
     elif list_only:
-        out.print(_claims_table(claims))
+        out.print(report.claims_table(claims))
     if list_only or not claims:
-        if json_path is not None and not list_only:
-            _write_report(json_path, seed, thorough, [], 0.0)
+        if use_json:
+            _save(target, _report(seed, thorough, [], 0.0, complete=True))
         return
-    ctx.exit(_verify(out, claims, seed, thorough, json_path, details))
+    ctx.exit(_verify(out, claims, seed, thorough, use_json, target, details))
 
 
-def _verify(out: Console, claims: Sequence[vf.Claim], seed: int, thorough: bool, json_path: Path | None,
-            details: bool = False) -> int:
-    """Run, show, report; the exit status (0 when every claim passes, else 1)."""
+def _verify(out: Console, claims: Sequence[vf.Claim], seed: int, thorough: bool, use_json: bool,
+            target: Path | None, details: bool = False) -> int:
+    """Run, show, save; the exit status (0 all pass, 1 one fails or errors, 130/143 interrupted)."""
+    from . import report
+
     start = time.perf_counter()
+    results: list[vf.Result] = []
 
     def save_partial(done: list[vf.Result]) -> None:
         # an interrupted run keeps every finished result on disk ("complete": false until the end)
-        if json_path is not None and len(done) < len(claims):
-            _write_report(json_path, seed, thorough, done, time.perf_counter() - start, complete=False)
-    results = _run_with_progress(claims, seed, thorough, save_partial)
-    seconds = time.perf_counter() - start
-    summary = vf.summarize(results)
-    out.print(_results_table(results, seed, thorough))
-    out.print(_summary_line(summary, seconds))
-    for line in _problem_lines(results):
-        out.print(line)
-    if details:
-        for line in _detail_lines(results):
+        if use_json and target is not None and len(done) < len(claims):
+            _save(target, _report(seed, thorough, done, time.perf_counter() - start, complete=False))
+
+    status = 0
+    with _signals_handled():
+        try:
+            report.run_with_progress(claims, seed, thorough, results, save_partial)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`): keep what finished
+            status = EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+        seconds = time.perf_counter() - start
+        complete = status == 0
+        summary = vf.summarize(results)
+        out.print(report.results_table(results, seed, thorough))
+        out.print(report.summary_line(summary, seconds, total=len(claims)))
+        for line in report.problem_lines(results):
             out.print(line)
-    if json_path is not None:
-        _write_report(json_path, seed, thorough, results, seconds)
-        out.print(Text(f"wrote {json_path}", style="dim"))
+        if details:
+            for line in report.detail_lines(results):
+                out.print(line)
+        if use_json:
+            _save(target, _report(seed, thorough, results, seconds, complete=complete))
+            if target is not None:
+                out.print(f"wrote {target}", style="dim", highlight=False)
+    if status:
+        return status
     return 0 if summary.ok else 1
 
 
 @cli.command("chapters")
-@click.option("--no-run", is_flag=True, help="Only count the registered claims; do not run them.")
-def chapters_command(no_run: bool) -> None:
-    """Show the module overview: the chapters, their claims, the learning path and the links."""
+@click.option("--run", "run_claims", is_flag=True,
+              help="Run every claim and show how many pass (by default the registered claims are counted).")
+def chapters_command(run_claims: bool) -> None:
+    """Show the module overview: the chapters, their claims, the learning path, links and course map."""
+    from . import report
+
+    _load_claims()
     claims = vf.select()
-    counts = _chapter_counts(claims, run=not no_run)
-    out = _stdout()
-    out.print(_chapters_table(counts, ran=not no_run))
-    out.print()
-    out.print(_learning_path_tree())
-    out.print()
-    out.print(_links_tree())
-
-
-def _chapter_counts(claims: Sequence[vf.Claim], run: bool) -> dict[str, tuple[int, int]]:
-    """Chapter id -> (claims passed, claims registered); passed is 0 when not run."""
-    counts = {c.id: (0, 0) for c in vf.CHAPTERS}
-    if not run:
+    counts = {c.id: (0, 0) for c in CHAPTERS}
+    if run_claims:
+        results: list[vf.Result] = []
+        with _signals_handled():
+            report.run_with_progress(claims, seed=0, thorough=False, results=results)
+        for chapter, (passed, total) in vf.summarize(results).by_chapter.items():
+            counts[chapter] = (passed, total)
+    else:
         for c in claims:
             counts[c.chapter] = (0, counts[c.chapter][1] + 1)
-        return counts
-    summary = vf.summarize(_run_with_progress(claims, seed=0, thorough=False))
-    for chapter, (passed, total) in summary.by_chapter.items():
-        counts[chapter] = (passed, total)
-    return counts
-
-
-def _chapters_table(counts: dict[str, tuple[int, int]], ran: bool) -> Table:
-    """The nine chapters with their topics, key formula and claims (passed/total, or registered)."""
-    table = Table(title="Deep Learning Mathematics: chapters", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("id")
-    table.add_column("title")
-    table.add_column("topics", ratio=3)
-    table.add_column("key formula", ratio=3, overflow="fold")
-    table.add_column("claims passed" if ran else "claims registered", justify="right")
-    for c in vf.CHAPTERS:
-        passed, total = counts[c.id]
-        formula = Text(c.key_formula_text or c.key_formula)
-        table.add_row(str(c.number), c.id, c.title, c.topics, formula, _count_cell(passed, total, ran))
-    return table
-
-
-def _count_cell(passed: int, total: int, ran: bool) -> Text:
-    if total == 0:
-        return Text("none yet", style="dim")
-    if not ran:
-        return Text(str(total))
-    return Text(f"{passed}/{total}", style="green" if passed == total else "red")
-
-
-def _topic_label(topic: str) -> str:
-    """A chapter id as ``3 Backpropagation``; any other topic unchanged."""
-    chapter = vf.CHAPTER_BY_ID.get(topic)
-    return f"{chapter.number} {chapter.title}" if chapter else topic
-
-
-def _learning_path_tree() -> Tree:
-    tree = Tree(Text("Learning path", style="bold"))
-    for stage, duration, topics in LEARNING_PATH:
-        branch = tree.add(f"{stage} ({duration})")
-        for topic in topics:
-            branch.add(_topic_label(topic))
-    return tree
-
-
-def _links_tree() -> Tree:
-    tree = Tree(Text("Links to other modules", style="bold"))
-    for module, links in MODULE_LINKS:
-        branch = tree.add(module)
-        for chapter, concept in links:
-            branch.add(f"{_topic_label(chapter)} -> {concept}")
-    return tree
+    out = report.console(sys.stdout)
+    out.print(report.chapters_table(counts, ran=run_claims))
+    for line in report.chapter_notes():
+        out.print(line)
+    out.print()
+    out.print(report.learning_path_tree())
+    out.print()
+    out.print(report.links_tree())
+    out.print()
+    out.print(report.course_map_table())
 
 
 # --------------------------------------------------------------------------- entry point
@@ -480,4 +412,3 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``dlmath`` script and of ``python -m dlmath``."""
     cli.main(args=list(argv) if argv is not None else None, prog_name=PROG)
     sys.exit(0)  # unreachable in standalone mode: click exits; here for the type checker
-
