@@ -37,9 +37,8 @@ import _mlp
 import dlmath as dm
 from _harness import med, print_machine_info, print_table, thread_limit, time_interleaved, wait_quiet
 from bench_op_overhead import make_dlmath as make_chain
-from dlmath.autodiff import backprop as bp
-from dlmath.autodiff.primitive import Node, Primitive, apply
-from dlmath.autodiff.tensor import Tensor
+from dlmath.autodiff import sweep as bp
+from dlmath.autodiff.core import Node, Primitive, Tensor, apply
 
 
 # ----- 1. cProfile -----------------------------------------------------------------------------------
