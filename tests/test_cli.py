@@ -54,7 +54,7 @@ def crashing(ctx: vf.RunContext) -> vf.Evidence:
 
 
 def erratum(ctx: vf.RunContext) -> vf.Evidence:
-    printed = vf.PrintedForm("x = 2x", measured=3.0, passed=False, correction_source="fake textbook")
+    printed = vf.PrintedForm("x = 2x", measured=3.0, correction_source="fake textbook")
     return vf.Evidence.at_most(1e-13, 1e-10, "rounding only", "fake: corrected form holds", printed=printed)
 
 
@@ -123,7 +123,7 @@ def test_json_report_is_valid_and_complete(add_claim: AddClaim, tmp_path: Path) 
     assert verdicts == {"attention.fake-crash": "error", "attention.fake-erratum": "pass",
                         "attention.fake-pass": "pass"}
     erratum_result = next(r for r in report["results"] if r["id"] == "attention.fake-erratum")
-    assert erratum_result["evidence"]["printed"]["passed"] is False
+    assert erratum_result["evidence"]["printed_passed"] is False
     assert report["summary"] | {"seconds": 0} == {
         "passed": 2, "failed": 0, "errors": 1, "total": 3, "ok": False, "seconds": 0,
         "by_chapter": {"attention": {"passed": 2, "total": 3}},

@@ -35,8 +35,43 @@ def test_evidence_comparisons() -> None:
     assert not vf.Evidence.at_most(3.0, 2.0, "r").passed
     assert vf.Evidence.at_least(3.0, 2.0, "r").passed
     # a NaN measurement never passes, whatever the comparison says
-    c = vf.Claim("attention.nan", "attention", "t", "s", "src", lambda ctx: vf.Evidence(float("nan"), 1, True, "r"))
+    c = vf.Claim("attention.nan", "attention", "t", "s", "src", lambda ctx: vf.Evidence(float("nan"), 1, "r"))
     assert vf.run_claim(c).verdict == "fail"
+
+
+def test_every_cross_check_enters_the_verdict() -> None:
+    ok = vf.CrossCheck("fd", 1e-9, 1e-7, "r")
+    bad = vf.CrossCheck("fd2", 1e-3, 1e-7, "r")
+    low = vf.CrossCheck("lower", 0.5, 1.0, "r", ">=")
+    assert ok.passed and not bad.passed and not low.passed
+    ev = vf.Evidence.at_most(1.0, 2.0, "r", cross_checks=(ok, bad))
+    assert ev.main_passed and not ev.passed
+    assert vf.Evidence.at_most(1.0, 2.0, "r", cross_checks=[ok]).passed  # a list is accepted, kept as a tuple
+    assert not vf.Evidence.at_most(3.0, 2.0, "r", cross_checks=(ok,)).passed
+    assert not vf.CrossCheck("nan", float("nan"), 1.0, "r").passed
+    c = vf.Claim("attention.x", "attention", "t", "s", "src",
+                 lambda ctx: vf.Evidence.at_most(1.0, 2.0, "r", cross_checks=(bad,)))
+    assert vf.run_claim(c).verdict == "fail"
+
+
+def test_a_verdict_cannot_be_stored_only_derived() -> None:
+    with pytest.raises(ValueError, match="comparison"):
+        vf.Evidence(1.0, 2.0, "r", comparison="<")
+    with pytest.raises(ValueError, match="comparison"):
+        vf.CrossCheck("x", 1.0, 2.0, "r", comparison="==")
+    with pytest.raises(TypeError):
+        vf.PrintedForm("s", 1.0, True, "src")  # type: ignore[call-arg]
+    ev = vf.Evidence.at_least(3.0, 2.0, "r", printed=vf.PrintedForm("s", 1.0, "src"))
+    assert ev.passed and ev.printed_passed is False
+    assert vf.Evidence.at_most(1.0, 2.0, "r").printed_passed is None
+    with pytest.raises(AttributeError):
+        ev.measured = 0.0  # type: ignore[misc]
+    d = ev.to_dict()
+    assert d["main_passed"] is True and d["passed"] is True and d["printed_passed"] is False
+    assert d["printed"] == {"statement": "s", "measured": 1.0, "correction_source": "src"}
+    d = vf.Evidence.at_most(1.0, 2.0, "r", cross_checks=(vf.CrossCheck("fd", 5.0, 1.0, "why"),)).to_dict()
+    assert d["passed"] is False and d["cross_checks"] == [
+        {"name": "fd", "measured": 5.0, "tolerance": 1.0, "reason": "why", "comparison": "<=", "passed": False}]
 
 
 def test_a_crashing_check_is_an_error_verdict() -> None:
@@ -70,7 +105,9 @@ def test_backprop_claim_passes_and_is_deterministic(claim: vf.Claim) -> None:
     assert np.isfinite(first.evidence.tolerance)
     if claim.erratum:
         # an erratum shows the printed form failing beside the corrected statement
-        assert first.evidence.printed is not None and not first.evidence.printed.passed
+        assert first.evidence.printed is not None and first.evidence.printed_passed is False
+    for cc in first.evidence.cross_checks:
+        assert cc.passed and cc.reason, cc
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -194,7 +194,8 @@ def _verdict_text(verdict: str) -> Text:
 
 def _printed_row(printed: vf.PrintedForm, evidence: vf.Evidence) -> list[Text | str]:
     """The row under an erratum: the module's printed formula, measured against the same tolerance."""
-    verdict = Text("passes as printed", style="yellow") if printed.passed else Text("fails as printed", style="red")
+    verdict = (Text("passes as printed", style="yellow") if evidence.printed_passed
+               else Text("fails as printed", style="red"))
     return ["", Text("  printed form", style="italic"), _num(printed.measured), _tolerance(evidence), verdict, ""]
 
 
@@ -256,7 +257,7 @@ def _detail_lines(results: Sequence[vf.Result]) -> list[Text]:
         if ev.details:
             lines.append(Text(f"  details:   {ev.details}"))
         if ev.printed is not None:
-            verdict = "fails" if not ev.printed.passed else "passes"
+            verdict = "fails" if not ev.printed_passed else "passes"
             lines.append(Text(f"  printed:   {ev.printed.statement} measures {_num(ev.printed.measured)} and "
                               f"{verdict}; correction from {ev.printed.correction_source}"))
     return lines

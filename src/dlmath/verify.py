@@ -7,9 +7,10 @@ A claim is one decorated function in its chapter's module::
 
 It takes a `RunContext` (seed, thoroughness, a seeded Generator), prints nothing,
 writes nothing, and returns `Evidence`: the measured quantity, the tolerance and why
-that tolerance, the verdict and details. A claim about a formula the module prints
-wrongly carries a `PrintedForm`: the printed version failing beside the corrected one;
-the claim's verdict is about the corrected statement.
+that tolerance, named cross-checks (independent measurements that must hold too) and
+details. The verdict is derived from those numbers, never stored. A claim about a
+formula the module prints wrongly carries a `PrintedForm`: the printed version failing
+beside the corrected one; the claim's verdict is about the corrected statement.
 
 This module knows nothing of mathematics; it only collects, runs and reports.
 """
@@ -91,44 +92,112 @@ def resolve_chapter(name: str) -> Chapter:
     raise UnknownChapterError(f"unknown chapter {name!r}; choose one of: {choices}")
 
 
-@dataclass
+COMPARISONS = ("<=", ">=")
+
+
+def _holds(measured: float, tolerance: float, comparison: str) -> bool:
+    """``measured <comparison> tolerance``; a NaN or infinite measurement never holds."""
+    m = float(measured)
+    if not math.isfinite(m):
+        return False
+    return m <= tolerance if comparison == "<=" else m >= tolerance
+
+
+def _check_comparison(comparison: str, what: str) -> None:
+    if comparison not in COMPARISONS:
+        raise ValueError(f"{what}: comparison must be one of {COMPARISONS}, got {comparison!r}")
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """An independent measurement that must also hold for the claim to pass."""
+
+    name: str                # short id, e.g. "finite-differences"
+    measured: float
+    tolerance: float
+    reason: str              # why this tolerance
+    comparison: str = "<="   # "<=" or ">="
+
+    def __post_init__(self) -> None:
+        _check_comparison(self.comparison, f"cross-check {self.name!r}")
+        object.__setattr__(self, "measured", float(self.measured))
+        object.__setattr__(self, "tolerance", float(self.tolerance))
+
+    @property
+    def passed(self) -> bool:
+        return _holds(self.measured, self.tolerance, self.comparison)
+
+
+@dataclass(frozen=True)
 class PrintedForm:
-    """The module's printed version of a formula that is wrong, measured beside the correction."""
+    """The module's printed version of a formula that is wrong, measured beside the correction.
+
+    It is judged with the claim's own tolerance and comparison (`Evidence.printed_passed`);
+    no verdict is stored here.
+    """
 
     statement: str          # the printed formula (LaTeX)
     measured: float         # the same quantity measured for the printed form
-    passed: bool            # does the printed form meet the tolerance? (expected: False)
     correction_source: str  # where the corrected statement comes from
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evidence:
-    """What a check measured and what it concludes.
+    """What a check measured; the verdict is derived from the numbers, never stored.
 
-    ``passed`` is the verdict on the claim's (corrected) statement: the measured value
-    compared with the tolerance as ``comparison`` says ('<=' or '>=').
+    The claim passes when the main measurement meets the tolerance (compared as
+    ``comparison`` says, '<=' or '>=') and every cross-check passes too.
     """
 
     measured: float
     tolerance: float
-    passed: bool
     tolerance_reason: str
     details: str = ""
     comparison: str = "<="
+    cross_checks: tuple[CrossCheck, ...] = ()
     printed: PrintedForm | None = None
     figure: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_comparison(self.comparison, "evidence")
+        object.__setattr__(self, "measured", float(self.measured))
+        object.__setattr__(self, "tolerance", float(self.tolerance))
+        object.__setattr__(self, "cross_checks", tuple(self.cross_checks))
+
+    @property
+    def main_passed(self) -> bool:
+        return _holds(self.measured, self.tolerance, self.comparison)
+
+    @property
+    def passed(self) -> bool:
+        return self.main_passed and all(c.passed for c in self.cross_checks)
+
+    @property
+    def printed_passed(self) -> bool | None:
+        """The printed form judged with the claim's tolerance and comparison (None without one)."""
+        if self.printed is None:
+            return None
+        return _holds(self.printed.measured, self.tolerance, self.comparison)
 
     @classmethod
     def at_most(cls, measured: float, tolerance: float, reason: str, details: str = "",
                 **extra: Any) -> Evidence:
-        m = float(measured)
-        return cls(m, float(tolerance), bool(m <= tolerance), reason, details, "<=", **extra)
+        return cls(measured, tolerance, reason, details, "<=", **extra)
 
     @classmethod
     def at_least(cls, measured: float, tolerance: float, reason: str, details: str = "",
                  **extra: Any) -> Evidence:
-        m = float(measured)
-        return cls(m, float(tolerance), bool(m >= tolerance), reason, details, ">=", **extra)
+        return cls(measured, tolerance, reason, details, ">=", **extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, plus the derived verdicts: main_passed, passed, each cross-check's
+        passed and printed_passed."""
+        d = asdict(self)
+        d["cross_checks"] = [{**asdict(c), "passed": c.passed} for c in self.cross_checks]
+        d["main_passed"] = self.main_passed
+        d["passed"] = self.passed
+        d["printed_passed"] = self.printed_passed
+        return _jsonable(d)
 
 
 @dataclass(frozen=True)
@@ -202,15 +271,14 @@ class Result:
     def verdict(self) -> str:
         if self.error is not None or self.evidence is None:
             return "error"
-        ok = self.evidence.passed and math.isfinite(self.evidence.measured)
-        return "pass" if ok else "fail"
+        return "pass" if self.evidence.passed else "fail"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.claim.id, "chapter": self.claim.chapter, "title": self.claim.title,
             "statement": self.claim.statement, "source": self.claim.source, "erratum": self.claim.erratum,
             "verdict": self.verdict, "seconds": round(self.seconds, 4), "error": self.error,
-            "evidence": None if self.evidence is None else _jsonable(asdict(self.evidence)),
+            "evidence": None if self.evidence is None else self.evidence.to_dict(),
         }
 
 
