@@ -84,11 +84,12 @@ def check_jvp(prim: Primitive | None, dm_fn: Callable[..., Any], torch_fn: Calla
 
     ``prim``: the primitive under test; the check asserts that dm_fn really runs it."""
     rng = np.random.default_rng(seed + 1234)
+    given_primals = primals  # dm sees them as given (Python floats stay floats); torch gets arrays
     primals = tuple(np.asarray(p) for p in primals)
     if tangents is None:
         tangents = tuple(_tangent(rng, p) for p in primals)
     with dm.count_flops() as counter:
-        out, jv = dm.jvp(dm_fn, primals, tangents)
+        out, jv = dm.jvp(dm_fn, given_primals, tangents)
     if prim is not None:
         ran = {name for _, name in counter.calls}
         assert prim.name in ran, f"the case meant for primitive '{prim.name}' did not run it (ran: {sorted(ran)})"
@@ -136,6 +137,8 @@ def data(rng: np.random.Generator, shape, domain: str = "any") -> np.ndarray:
         return np.asarray(rng.uniform(-0.6, 2.0, shape))
     if domain == "moderate":
         return np.asarray(rng.uniform(-4.0, 4.0, shape))
+    if domain == "zeros":  # about a third exact zeros (prod's products-of-the-others path)
+        return np.asarray(rng.standard_normal(shape) * (rng.uniform(size=shape) > 0.35))
     raise ValueError(domain)
 
 
@@ -318,6 +321,7 @@ REDUCTIONS = {
     "min": Case(ops.min, lambda x, ax, k: dm.min(x, axis=ax, keepdims=k),
                 lambda t, d, k: torch.amin(t, dim=d, keepdim=k)),
     "prod": Case(ops.prod, lambda x, ax, k: dm.prod(x, axis=ax, keepdims=k), _torch_prod, ("nonzero",)),
+    "prod-zeros": Case(ops.prod, lambda x, ax, k: dm.prod(x, axis=ax, keepdims=k), _torch_prod, ("zeros",)),
     "logsumexp": Case(ops.logsumexp, lambda x, ax, k: dm.logsumexp(x, axis=ax, keepdims=k),
                       lambda t, d, k: torch.logsumexp(t, dim=d, keepdim=k)),
     "sum-method": Case(ops.sum, lambda x, ax, k: x.sum(axis=ax, keepdims=k),
@@ -355,6 +359,22 @@ def test_prod_with_zeros():
     for axis in (None, 0, 1, -1):
         dims = (0, 1) if axis is None else (axis,)
         check_jvp(ops.prod, lambda a: dm.prod(a, axis=axis), lambda t: _torch_prod(t, dims, False), x)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_extremum_ties_share_the_tangent_like_torch_amax(name):
+    """Fixed data with ties: dlmath shares the derivative equally among the tied positions, and so does
+    torch.amax's forward mode (and torch.maximum's ½–½ split): the conventions agree here too."""
+    x = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [5.0, 1.0, 5.0, 5.0]])
+    if name == "min":
+        x = -x
+    prim, f, tf = (ops.max, dm.max, torch.amax) if name == "max" else (ops.min, dm.min, torch.amin)
+    check_jvp(prim, lambda a: f(a, axis=1), lambda t: tf(t, dim=1), x)
+    check_jvp(prim, lambda a: f(a, axis=0, keepdims=True), lambda t: tf(t, dim=0, keepdim=True), x)
+    check_jvp(prim, lambda a: f(a), lambda t: tf(t, dim=(0, 1)), x)
+    a, b = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 4.0]]), np.array([1.0, 0.0, 3.0])
+    pair, tpair = (ops.maximum, torch.maximum) if name == "max" else (ops.minimum, torch.minimum)
+    check_jvp(pair, pair, tpair, a, b)
 
 
 @st.composite
@@ -721,6 +741,17 @@ def test_several_primals_some_tangents_zero_and_unused_inputs():
 
     tangents = (np.zeros_like(x), data(rng, (3, 2)), data(rng, (5,)))
     check_jvp(None, f, tf, x, w, unused, tangents=tangents)
+
+
+@pytest.mark.parametrize(("f", "tf", "primals"), [
+    (lambda a: a, lambda t: t, (np.arange(3.0),)),                   # the output is the input itself
+    (lambda a, b: a, lambda s, t: s, (np.arange(3.0), np.ones(2))),   # an unused input
+    (dm.sin, torch.sin, (0.5,)),                                       # Python float primal and tangent
+    (dm.multiply, torch.multiply, (np.zeros((0, 3)), np.ones(3))),    # zero-size broadcast
+    (lambda a: dm.sum(a, axis=0), lambda t: t.sum(0), (np.zeros((0, 3)),)),
+], ids=["identity-fn", "unused", "python-float", "zero-size", "sum-empty"])
+def test_edge_cases(f, tf, primals):
+    check_jvp(None, f, tf, *primals)
 
 
 def test_constant_function_has_zero_tangent():
