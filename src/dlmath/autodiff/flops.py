@@ -8,6 +8,7 @@ lives beside each primitive in ops.py; the convention is documented there.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -58,6 +59,9 @@ def count_flops() -> Iterator[FlopCounter]:
     >>> with dm.count_flops() as c:
     ...     loss = f(w); loss.backward()
     >>> c.backward / c.forward
+
+    Only dlmath ops are counted; a block that ran none (plain NumPy on arrays) gives a
+    RuntimeWarning rather than a silent zero.
     """
     previous = switches.flop_counter
     counter = FlopCounter(previous)
@@ -66,3 +70,7 @@ def count_flops() -> Iterator[FlopCounter]:
         yield counter
     finally:
         switches.flop_counter = previous
+    if not counter.calls:
+        warnings.warn("count_flops() saw no dlmath op in its block: NumPy operators and functions on plain arrays "
+                      "(a @ b, a * b, np.tanh(a)) are invisible to it. Use dm.* functions, or make the inputs "
+                      "Tensors (dm.tensor) so that operators go through dlmath.", RuntimeWarning, stacklevel=3)

@@ -144,7 +144,7 @@ def _check_constant(f: Function, args: Sequence[Any], kwargs: dict[str, Any], nu
     moved = list(args)
     for i in nums:
         x = np.array(unwrap(args[i]), dtype=np.float64)
-        moved[i] = x + 1.5e-8 * (1.0 + np.abs(x))
+        moved[i] = Tensor._wrap(x + 1.5e-8 * (1.0 + np.abs(x)))  # a Tensor, as f saw: x.data, x.numpy() work
     with no_grad():
         try:
             again = np.asarray(unwrap(f(*moved, **kwargs)), dtype=np.float64)
@@ -218,6 +218,9 @@ def vjp(f: Function, *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...
     out, leaves, nested = _call(f, primals, {}, tuple(range(len(primals))))
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        if np.iscomplexobj(unwrap(cotangent)):
+            raise DtypeError(f"vjp: the cotangent is complex ({np.asarray(unwrap(cotangent)).dtype}); gradients of "
+                             f"complex values are not supported")
         ct = cotangent if isinstance(cotangent, Tensor) else np.array(cotangent, dtype=out.dtype)
         if ct.shape != out.shape:
             raise ShapeError(f"vjp: cotangent of shape {ct.shape} does not match the output shape {out.shape}")
