@@ -76,7 +76,7 @@ def test_a_genuinely_constant_function_has_zero_derivatives():
     x = np.array([1.0, -2.0])
     np.testing.assert_array_equal(dm.grad(lambda v: 3.0)(x), np.zeros(2))
     np.testing.assert_array_equal(dm.grad(lambda v: np.float64(3.0) * dm.sum(v) * 0.0 + 1.0)(x), np.zeros(2))
-    y, t = dm.jvp(lambda v: np.ones(3), (x,), (np.ones(2),))
+    _, t = dm.jvp(lambda v: np.ones(3), (x,), (np.ones(2),))
     np.testing.assert_array_equal(t, np.zeros(3))
 
 
