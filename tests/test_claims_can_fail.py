@@ -244,12 +244,18 @@ def test_forward_vs_reverse_with_a_wrong_sin_rule_fails_by_finite_differences(
 def test_forward_vs_reverse_with_a_wrong_sin_jvp_rule_fails_its_main_measurement(
         monkeypatch: pytest.MonkeyPatch) -> None:
     sin = dm.ops.sin
-    if not getattr(sin, "jvps", None):
-        pytest.skip("the engine has no per-primitive JVP rules yet (prim.jvps): forward mode is the "
-                    "double-VJP trick, which the VJP breaker above covers")
     rules = list(sin.jvps)
     rule = rules[0]
     rules[0] = lambda *args, **kw: 1.1 * rule(*args, **kw)
     monkeypatch.setattr(sin, "jvps", tuple(rules))
     r = _run("backprop.forward-vs-reverse-mode")
     assert r.evidence is not None and not r.evidence.main_passed and r.verdict == "fail"
+
+
+def test_forward_vs_reverse_fails_when_a_jvp_costs_far_more_than_the_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a right but wasteful tangent rule for sin (it recomputes the op several times): the values still
+    # agree, the cost cross-check does not
+    def wasteful(t, ans, x):
+        return dm.cos(x) * t + 0.0 * (dm.sin(x) * dm.sin(x) * dm.sin(x) * dm.sin(x) * dm.sin(x) * dm.sin(x))
+    monkeypatch.setattr(dm.ops.sin, "jvps", (wasteful,))
+    _fails_by_cross_check("backprop.forward-vs-reverse-mode", "jvp-cost")

@@ -503,8 +503,14 @@ def push_tangents(prim: Primitive, args: tuple[Any, ...], raw: list[Any], ans: A
     tangents again.
     """
     tangents = [a._tangent if isinstance(a, Tensor) else None for a in args]
-    primals = args if on_tape else raw
+    primals: Any = args if on_tape else raw
     sw = switches
+    if sw.flop_counter is not None and not on_tape:
+        # operators between plain arrays inside the rules would be invisible to the counter: run the
+        # rules on constant Tensors, as the reverse sweep's counting mode does
+        primals = [Tensor._wrap(p) if isinstance(p, np.ndarray) else p for p in primals]
+        tangents = [Tensor._wrap(t) if isinstance(t, np.ndarray) else t for t in tangents]
+        ans = Tensor._wrap(ans)
     previous, sw.in_jvp_rule = sw.in_jvp_rule, True
     try:
         if prim.linear is not None:
@@ -522,7 +528,9 @@ def push_tangents(prim: Primitive, args: tuple[Any, ...], raw: list[Any], ans: A
                 out = contribution if out is None else out + contribution
     finally:
         sw.in_jvp_rule = previous
-    shape, dtype = np.shape(ans), unwrap(ans).dtype
+    shape, dtype = unwrap(ans).shape, unwrap(ans).dtype
+    if isinstance(out, Tensor) and not on_tape and not out.requires_grad:
+        out = out.data  # a constant Tensor from the counting path: back to an array
     if isinstance(out, Tensor):
         if out.shape != shape:
             out = out.broadcast_to(shape)
