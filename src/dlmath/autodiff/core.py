@@ -508,7 +508,7 @@ def push_tangents(prim: Primitive, args: tuple[Any, ...], raw: list[Any], ans: A
     if sw.flop_counter is not None and not on_tape:
         # operators between plain arrays inside the rules would be invisible to the counter: run the
         # rules on constant Tensors, as the reverse sweep's counting mode does
-        primals = [Tensor._wrap(p) if isinstance(p, np.ndarray) else p for p in primals]
+        primals = [Tensor._wrap(p) if isinstance(a, Tensor) else p for p, a in zip(primals, args, strict=True)]
         tangents = [Tensor._wrap(t) if isinstance(t, np.ndarray) else t for t in tangents]
         ans = Tensor._wrap(ans)
     previous, sw.in_jvp_rule = sw.in_jvp_rule, True
