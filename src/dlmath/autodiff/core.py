@@ -425,24 +425,12 @@ def _allocation_error(prim: Primitive, args: tuple[Any, ...]) -> DlmathError:
                            f"use smaller shapes, a smaller batch or float32")
 
 
-def _forward(prim: Primitive, raw: list[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    try:
-        return prim.forward(*raw, **kwargs)
-    except (ValueError, IndexError) as exc:
-        raise _shape_error(prim, args, exc) from None
-    except TypeError as exc:
-        raise _type_error(prim, args, exc) from None
-    except MemoryError:
-        raise _allocation_error(prim, args) from None
-
-
 def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain: bool = False) -> Any:
     """Run a primitive on Tensors/arrays; record it on the tape and push tangents when needed."""
     # one pass over the arguments: this function runs once per op, so its cost is the engine's
     # per-op overhead on small tensors (see BENCHMARKS.md)
     raw = []
-    record = False
-    dual = False
+    record = dual = plain_arrays = False
     for a in args:
         if isinstance(a, Tensor):
             raw.append(a.data)
@@ -452,7 +440,16 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
                 dual = True
         else:
             raw.append(a)
-    out = _forward(prim, raw, args, kwargs)
+            if type(a) is np.ndarray:
+                plain_arrays = True
+    try:
+        out = prim.forward(*raw, **kwargs)
+    except (ValueError, IndexError) as exc:
+        raise _shape_error(prim, args, exc) from None
+    except TypeError as exc:
+        raise _type_error(prim, args, exc) from None
+    except MemoryError:
+        raise _allocation_error(prim, args) from None
     sw = switches
     counter = sw.flop_counter
     if counter is not None:
@@ -463,34 +460,40 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
     if plain:
         return out
     data = out if type(out) is np.ndarray else np.asarray(out)
-    version = _version_counter(data, args)
-    record = record and sw.grad_enabled
-    dual = dual and not sw.in_jvp_rule
-    if (record or dual) and data.dtype.kind == "c":
-        raise DtypeError(f"{prim.name} made a complex result (dtype {data.dtype}) from "
-                         f"({', '.join(describe(a) for a in args)}) inside a differentiated computation; "
-                         f"gradients of complex values are not supported: work with real and imaginary parts")
-    if record:
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t.grad = None
+    t._tangent = None
+    t._version = version = _version_counter(data, args)
+    if record and sw.grad_enabled:
+        record = True
+        if data.dtype.kind == "c":
+            raise _complex_error(prim, args, data)
         if prim.reads_inputs:
-            # a plain array the backward reads is copied: changing it in place after the forward pass
-            # must not change the gradient (Tensors are protected by their version counters instead)
-            args = tuple(np.array(a) if type(a) is np.ndarray and a.flags.writeable else a for a in args)
+            if plain_arrays:
+                # a plain array the backward reads is copied: changing it in place after the forward pass
+                # must not change the gradient (Tensors are protected by their version counters instead)
+                args = tuple([np.array(a) if type(a) is np.ndarray and a.flags.writeable else a for a in args])
             versions = tuple([a._version[0] for a in args if isinstance(a, Tensor)])
         else:
             versions = None
-        t = Tensor.__new__(Tensor)
-        t.data = data
-        t.grad = None
         t.requires_grad = True
         t._node = Node(prim, args, kwargs, versions, version[0])
-        t._version = version
-        t._tangent = None
     else:
-        t = Tensor._wrap(data)
-        t._version = version
-    if dual:
+        record = False
+        t.requires_grad = False
+        t._node = None
+    if dual and not sw.in_jvp_rule:
+        if data.dtype.kind == "c":
+            raise _complex_error(prim, args, data)
         t._tangent = push_tangents(prim, args, raw, t if record else data, kwargs, record)
     return t
+
+
+def _complex_error(prim: Primitive, args: tuple[Any, ...], data: np.ndarray) -> DlmathError:
+    return DtypeError(f"{prim.name} made a complex result (dtype {data.dtype}) from "
+                      f"({', '.join(describe(a) for a in args)}) inside a differentiated computation; "
+                      f"gradients of complex values are not supported: work with real and imaginary parts")
 
 
 def push_tangents(prim: Primitive, args: tuple[Any, ...], raw: list[Any], ans: Any, kwargs: dict[str, Any],

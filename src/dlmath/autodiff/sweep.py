@@ -101,7 +101,7 @@ def _memory_owner(a: np.ndarray) -> int:
 # ----- the three modes: what the VJP rules receive, and what they must return -------------------------
 def _arrays_mode(t: Tensor, g: Any) -> tuple[Any, tuple[Any, ...], Any]:
     """Rules run on plain arrays: nothing is recorded (an ordinary backward pass)."""
-    return g, tuple([unwrap(a) for a in t._node.args]), t.data
+    return g, tuple([a.data if isinstance(a, Tensor) else a for a in t._node.args]), t.data
 
 
 def _counting_mode(t: Tensor, g: Any) -> tuple[Any, tuple[Any, ...], Any]:
@@ -139,7 +139,8 @@ def _vjp_of_node(t: Tensor, node: Node, g: Any, mode: Any, create_graph: bool, r
     prim = node.prim
     g, args, ans = mode(t, g)
     kwargs = node.kwargs
-    if switches.anomaly_enabled:
+    anomaly = switches.anomaly_enabled
+    if anomaly:
         switches.anomaly_context = f"backward of op '{prim.name}' (an op inside its VJP rule)"
     for i, a in enumerate(node.args):
         if not (isinstance(a, Tensor) and a.requires_grad):
@@ -147,11 +148,13 @@ def _vjp_of_node(t: Tensor, node: Node, g: Any, mode: Any, create_graph: bool, r
         if relevant is not None and id(a) not in relevant:
             continue
         rule = prim.vjps[i] if prim.vjp_any is None and i < len(prim.vjps) else None
-        gi = _as_cotangent((rule or prim.vjp_rule(i))(g, ans, *args, **kwargs), create_graph)
+        gi = (rule or prim.vjp_rule(i))(g, ans, *args, **kwargs)
+        if create_graph or type(gi) is not np.ndarray:  # the common case, an array in a plain pass, skips this
+            gi = _as_cotangent(gi, create_graph)
         data = a.data
         if gi.shape != data.shape or gi.dtype != data.dtype:
             gi = reduce_to_shape(gi, data.shape, data.dtype)
-        if switches.anomaly_enabled:
+        if anomaly:
             check_finite(gi, prim, tuple(unwrap(x) for x in node.args), f"backward (gradient of argument {i})")
         prev = grads.get(id(a))
         grads[id(a)] = gi if prev is None else prev + gi
