@@ -52,12 +52,18 @@ def _unary(name: str, fn: Any, vjp: Any, jvp: Any, doc: str, reads_inputs: bool 
 
 
 # ----- elementwise arithmetic (NumPy broadcasting) -------------------------------------------
-add = Primitive("add", np.add, _ew_flops, "x + y", reads_inputs=False, linear=(0, 1)).defvjp(
+# add and subtract are linear, but their tangents are written out: adding a zero tangent for a constant
+# operand (x + 1.0, the common case) would cost a flop per element for nothing
+add = Primitive("add", np.add, _ew_flops, "x + y", reads_inputs=False).defvjp(
     lambda g, ans, x, y: g,
-    lambda g, ans, x, y: g)
-subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y", reads_inputs=False, linear=(0, 1)).defvjp(
+    lambda g, ans, x, y: g).defjvp(
+    lambda t, ans, x, y: t,
+    lambda t, ans, x, y: t)
+subtract = Primitive("subtract", np.subtract, _ew_flops, "x - y", reads_inputs=False).defvjp(
     lambda g, ans, x, y: g,
-    lambda g, ans, x, y: -g)
+    lambda g, ans, x, y: -g).defjvp(
+    lambda t, ans, x, y: t,
+    lambda t, ans, x, y: -t)
 multiply = Primitive("multiply", np.multiply, _ew_flops, "x * y").defvjp(
     lambda g, ans, x, y: g * y,
     lambda g, ans, x, y: g * x).defjvp(
