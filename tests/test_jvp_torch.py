@@ -41,6 +41,7 @@ from hypothesis import strategies as st
 
 import dlmath as dm
 import dlmath.nn
+from _cases import EINSUM_CASES
 from dlmath.autodiff import ops
 from dlmath.autodiff.core import Primitive
 
@@ -512,28 +513,6 @@ def test_concatenate(data_, seed):
     check_jvp(ops._concatenate, lambda *a: dm.concatenate([a[0], const, *a[1:]], axis=axis), tf, *xs, seed=seed)
 
 
-EINSUM_CASES = [
-    ("ij,jk->ik", [(2, 3), (3, 4)]),
-    ("ij,jk", [(2, 3), (3, 4)]),
-    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
-    ("ij,ij->", [(3, 4), (3, 4)]),
-    ("ij,ij->i", [(3, 4), (3, 4)]),
-    ("i,j->ij", [(3,), (4,)]),
-    ("ij,jk->i", [(2, 3), (3, 4)]),
-    ("ijk,j->i", [(2, 3, 4), (3,)]),
-    ("ij,kl->jl", [(2, 3), (4, 5)]),
-    ("ij->ji", [(2, 3)]),
-    ("ij->", [(2, 3)]),
-    ("ijk->kij", [(2, 3, 4)]),
-    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
-    ("bi,bj,bk->ijk", [(3, 2), (3, 3), (3, 2)]),
-    ("...ij,...jk->...ik", [(2, 3, 2, 4), (3, 4, 5)]),
-    ("...ij,...jk->...ik", [(1, 3, 4), (5, 4, 2)]),
-    ("...ij,...jk->...k", [(1, 3, 4), (5, 4, 2)]),
-    ("...i,i->...", [(2, 3, 4), (4,)]),
-    ("b...d,d->...b", [(2, 3, 4), (4,)]),
-    ("...->...", [(2, 3)]),
-]
 
 
 @pytest.mark.parametrize(("subscripts", "shapes"), EINSUM_CASES,

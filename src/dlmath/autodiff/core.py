@@ -218,12 +218,12 @@ class Tensor:
             raise GradientError(
                 f"item assignment of a tensor that requires grad (shape {value.shape}) would drop its "
                 f"gradient; build the result with dm.where, dm.concatenate or dm.stack instead")
-        self.data[index_of(index)] = value.data if isinstance(value, Tensor) else value
+        self.data[index_of(index)] = unwrap(value)
         self._version[0] += 1
 
     def _inplace(self, ufunc: np.ufunc, other: Any, what: str) -> Tensor:
         self._check_inplace(what)
-        ufunc(self.data, other.data if isinstance(other, Tensor) else other, out=self.data, casting="same_kind")
+        ufunc(self.data, unwrap(other), out=self.data, casting="same_kind")
         self._version[0] += 1
         return self
 
@@ -571,7 +571,7 @@ def _version_counter(data: np.ndarray, args: tuple[Any, ...]) -> list[int]:
 
 def check_finite(out: Any, prim: Primitive, raw: tuple[Any, ...], phase: str) -> None:
     """Raise AnomalyError if `out` holds a NaN/Inf (detect_anomaly mode only)."""
-    arr = out.data if isinstance(out, Tensor) else out
+    arr = unwrap(out)
     if isinstance(arr, (np.ndarray, np.generic, float)) and np.issubdtype(np.asarray(arr).dtype, np.inexact):
         if not np.all(np.isfinite(arr)):
             shapes = ", ".join(describe(a) for a in raw)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import Tensor
+from .core import unwrap
 from .errors import GradcheckError
 from .transforms import jacobian
 
@@ -47,20 +47,16 @@ class GradcheckReport:
 def numerical_jacobian(f: Callable[..., Any], inputs: list[np.ndarray], k: int, eps: float) -> np.ndarray:
     """Central-difference Jacobian of f with respect to input k, shaped out.shape + x.shape."""
     x = inputs[k]
-    base = np.asarray(_value(f(*inputs)))
+    base = np.asarray(unwrap(f(*inputs)))
     jac = np.zeros(base.shape + x.shape, dtype=np.result_type(base.dtype, x.dtype))
     for j in np.ndindex(*x.shape):
         plus = [a.copy() for a in inputs]
         minus = [a.copy() for a in inputs]
         plus[k][j] += eps
         minus[k][j] -= eps
-        diff = np.asarray(_value(f(*plus))) - np.asarray(_value(f(*minus)))
+        diff = np.asarray(unwrap(f(*plus))) - np.asarray(unwrap(f(*minus)))
         jac[(...,) + j] = diff / (2 * eps)
     return jac
-
-
-def _value(y: Any) -> Any:
-    return y.data if isinstance(y, Tensor) else y
 
 
 def gradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: float = 1e-6,
@@ -71,7 +67,7 @@ def gradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: floa
     \text{rtol}\,|J_{\text{fd}}|$. Returns a `GradcheckReport`; raises `GradcheckError`
     (carrying the report) on failure unless ``raise_on_failure=False``.
     """
-    arrays = [np.array(_value(x), dtype=dtype) for x in inputs]
+    arrays = [np.array(unwrap(x), dtype=dtype) for x in inputs]
     worst = (0.0, 0.0, 0, (), 0.0, 0.0)
     ok = True
     n = 0

@@ -101,6 +101,7 @@ def _memory_owner(a: np.ndarray) -> int:
 # ----- the three modes: what the VJP rules receive, and what they must return -------------------------
 def _arrays_mode(t: Tensor, g: Any) -> tuple[Any, tuple[Any, ...], Any]:
     """Rules run on plain arrays: nothing is recorded (an ordinary backward pass)."""
+    # unwrap() inlined: this runs once per node of every backward pass
     return g, tuple([a.data if isinstance(a, Tensor) else a for a in t._node.args]), t.data
 
 

@@ -98,7 +98,7 @@ def _out(x: Any, nested: bool) -> Any:
     """What a transform returns: arrays at top level, Tensors when nested."""
     if nested:
         return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
-    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    arr = np.asarray(unwrap(x))
     if arr.ndim == 0:
         return arr[()]
     if not arr.flags.writeable or arr.base is not None:
