@@ -243,3 +243,20 @@ def test_count_flops_warns_when_it_saw_only_plain_numpy():
         with dm.count_flops() as c:
             dm.matmul(a, a)  # plain arrays through a dm function are counted
     assert c.forward == 2 * 4 * 4 * 4
+
+
+# ----- forward mode: a dual number that escapes its jvp ---------------------------------------------------------
+def test_a_dual_number_that_escaped_an_earlier_jvp_does_not_leak_its_tangent():
+    kept = []
+
+    def f(x):
+        kept.append(x * 3.0)  # an intermediate dual number escapes through a closure
+        return dm.sin(x)
+    dm.jvp(f, (np.array([0.5]),), (np.array([1.0]),))
+    stale = kept[0]  # value 1.5, stale tangent 3.0 from the first jvp
+    # d/dy (y * stale) at y = 2 along 1 is stale = 1.5: the stale tangent must not enter (it would give 1.5 + 2*3)
+    _, t = dm.jvp(lambda y: y * stale, (np.array([2.0]),), (np.array([1.0]),))
+    np.testing.assert_allclose(t, [1.5], rtol=1e-15)
+    # and outside any jvp, using it costs no tangent work and gives a plain value
+    out = stale * 2.0
+    assert out._tangent is None

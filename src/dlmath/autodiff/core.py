@@ -102,8 +102,8 @@ class Tensor:
         self._node: Node | None = None
         # a one-element list, shared with .detach()ed views of the same data, bumped by in-place ops
         self._version: list[int] = [0]
-        # forward mode: the tangent (array, or Tensor when it is itself on a tape) carried by a dual number
-        self._tangent: Any = None
+        # forward mode: (trace, tangent) of a dual number, the tangent an array or a Tensor on a tape
+        self._tangent: tuple[object, Any] | None = None
 
     @classmethod
     def _wrap(cls, arr: Any) -> Tensor:
@@ -483,11 +483,20 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
         record = False
         t.requires_grad = False
         t._node = None
-    if dual and not sw.in_jvp_rule:
-        if data.dtype.kind == "c":
-            raise _complex_error(prim, args, data)
-        t._tangent = push_tangents(prim, args, raw, t if record else data, kwargs, record)
+    if dual and not sw.in_jvp_rule and sw.forward_trace is not None:
+        tangent = push_tangents(prim, args, raw, t if record else data, kwargs, record)
+        if tangent is not None:
+            if data.dtype.kind == "c":
+                raise _complex_error(prim, args, data)
+            t._tangent = (sw.forward_trace, tangent)
     return t
+
+
+def tangent_of(x: Any, trace: object) -> Any:
+    """The tangent that ``x`` carries in forward trace ``trace`` (None: none, or a stale one from another trace)."""
+    if isinstance(x, Tensor) and x._tangent is not None and x._tangent[0] is trace:
+        return x._tangent[1]
+    return None
 
 
 def _complex_error(prim: Primitive, args: tuple[Any, ...], data: np.ndarray) -> DlmathError:
@@ -498,16 +507,20 @@ def _complex_error(prim: Primitive, args: tuple[Any, ...], data: np.ndarray) -> 
 
 def push_tangents(prim: Primitive, args: tuple[Any, ...], raw: list[Any], ans: Any, kwargs: dict[str, Any],
                   on_tape: bool) -> Any:
-    r"""The output tangent $\dot y = \sum_i \partial_i f\,\dot x_i$ from the arguments' tangents.
+    r"""The output tangent $\dot y = \sum_i \partial_i f\,\dot x_i$ from the arguments' tangents in the
+    active forward trace (None when no argument has one).
 
     The rules see the primal arguments as Tensors when the output is on a reverse tape (so
     that the tangent can be differentiated again, reverse over forward), as plain arrays
     otherwise (so forward mode on arrays costs plain NumPy). Their own ops do not push
     tangents again.
     """
-    tangents = [a._tangent if isinstance(a, Tensor) else None for a in args]
-    primals: Any = args if on_tape else raw
     sw = switches
+    trace = sw.forward_trace
+    tangents = [tangent_of(a, trace) for a in args]
+    if all(t is None for t in tangents):
+        return None
+    primals: Any = args if on_tape else raw
     if sw.flop_counter is not None and not on_tape:
         # operators between plain arrays inside the rules would be invisible to the counter: run the
         # rules on constant Tensors, as the reverse sweep's counting mode does

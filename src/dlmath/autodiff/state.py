@@ -26,6 +26,9 @@ class _Switches(threading.local):
     flop_counter: Any = None
     # How many true forward-mode (dual number) traces are active; while > 0, ops propagate tangents
     forward_depth: int = 0
+    # The innermost active forward trace (a token made by dm.jvp): only tangents tagged with it are pushed, so
+    # a dual number that escaped an earlier jvp (through a closure or a global) cannot leak its tangent
+    forward_trace: object | None = None
     # True while JVP rules run: their own ops must not propagate tangents again
     in_jvp_rule: bool = False
     # How many function transforms are calling their function right now (their nesting level)

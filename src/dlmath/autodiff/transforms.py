@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .core import Tensor, check_differentiable_dtype, unwrap
+from .core import Tensor, check_differentiable_dtype, tangent_of, unwrap
 from .errors import DtypeError, GradientError, ShapeError
 from .state import enable_grad, no_grad, switches
 from .sweep import backprop, topological_order
@@ -283,7 +283,7 @@ def _tangent_for(primal: np.ndarray, tangent: Any, i: int) -> Any:
     return t
 
 
-def _dual_leaf(x: Any, tangent: Any, i: int, level: int) -> Tensor:
+def _dual_leaf(x: Any, tangent: Any, i: int, level: int, trace: object) -> Tensor:
     """A dual number: the primal (a copy, or linked to x when x is on an outer tape) carrying its tangent."""
     if isinstance(x, Tensor) and x.requires_grad:
         check_differentiable_dtype(x.data, f"primal {i}")
@@ -294,7 +294,7 @@ def _dual_leaf(x: Any, tangent: Any, i: int, level: int) -> Tensor:
             switches.in_jvp_rule = previous
     else:
         leaf = _new_leaf(_as_float_array(x, f"primal {i}"), level, False)
-    leaf._tangent = _tangent_for(leaf.data, tangent, i)
+    leaf._tangent = (trace, _tangent_for(leaf.data, tangent, i))
     return leaf
 
 
@@ -327,16 +327,19 @@ def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     if sw.forward_depth > 0 or sw.in_jvp_rule:
         return _jvp_by_double_vjp(f, primals, tangents)
     level = sw.transform_depth + 1
-    leaves = [_dual_leaf(p, t, i, level) for i, (p, t) in enumerate(zip(primals, tangents, strict=True))]
+    trace = object()  # this jvp's token: the tangents it pushes are tagged with it
+    leaves = [_dual_leaf(p, t, i, level, trace) for i, (p, t) in enumerate(zip(primals, tangents, strict=True))]
     sw.forward_depth += 1
     sw.transform_depth = level
+    sw.forward_trace = trace
     try:
         with enable_grad():
             out = _as_output(f, f(*leaves))
     finally:
         sw.forward_depth -= 1
         sw.transform_depth = level - 1
-    tangent = out._tangent
+        sw.forward_trace = None
+    tangent = tangent_of(out, trace)
     if tangent is None:
         if not out.requires_grad:
             _check_constant(f, primals, {}, tuple(range(len(primals))), out)
