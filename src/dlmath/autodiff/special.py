@@ -84,8 +84,12 @@ log_ndtr = _unary("log_ndtr", _sp.log_ndtr,
 
 
 def _xlogy_dx(x: Any, y: Any) -> Any:
-    r"""$\partial_x\, x\log y = \log y$ where $x \ne 0$, else 0 (``torch.special.xlogy``'s rule)."""
-    return xlogy(_data(x) != 0, y)
+    r"""$\partial_x\, x\log y = \log y$, taken as 0 where $x = 0$ and $y \le 0$ (``torch.special.xlogy``'s
+    rule: there the function is 0 along x = 0 and $\log y$ is not finite)."""
+    off = (_data(x) == 0) & (_data(y) <= 0)
+    if not np.any(off):
+        return log(y)
+    return where(off, 0.0, log(where(off, 1.0, y)))
 
 
 def _y_over(x: Any, y: Any) -> Any:
@@ -99,10 +103,11 @@ def _y_over(x: Any, y: Any) -> Any:
 
 xlogy = Primitive("xlogy", _sp.xlogy, _ew_flops,
                   r"$x \log y$, 0 where $x = 0$ (SciPy's and torch's xlogy); "
-                  r"$\partial_x = \log y$ (0 where x = 0), $\partial_y = x / y$").defvjp(
+                  r"$\partial_x = \log y$ (0 where x = 0 and y <= 0), $\partial_y = x / y$ (0 where x = 0)").defvjp(
     lambda g, ans, x, y: g * _xlogy_dx(x, y),
     lambda g, ans, x, y: g * _y_over(x, y)).defjvp(
-    lambda t, ans, x, y: where(_data(x) != 0, log(where(_data(x) != 0, y, 1.0)), 0.0) * t,
+    lambda t, ans, x, y: where((_data(x) == 0) & (_data(y) <= 0), 0.0,
+                               t * log(where((_data(x) == 0) & (_data(y) <= 0), 1.0, y))),
     lambda t, ans, x, y: where(_data(x) == 0, 0.0, x / where(_data(x) == 0, 1.0, y)) * t)
 
 __all__ = ["digamma", "erf", "erfc", "erfinv", "expit", "gammaln", "log_ndtr", "logit", "ndtr", "polygamma",
