@@ -40,7 +40,9 @@ from test_ops_torch import compare
 
 pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
               # nan_to_num's default posinf is the largest float: the harness's out * cotangent overflows
-              pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning")]
+              pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:overflow encountered in reduce:RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:invalid value encountered in reduce:RuntimeWarning")]
 
 FEW = settings(max_examples=15, deadline=None)
 seeds = st.integers(0, 2**32 - 1)

@@ -202,11 +202,19 @@ def _hypot_share(x: Any, ans: Any) -> Any:
     return where(zero, 0.0, x / where(zero, 1.0, ans))
 
 
+def _hypot_tangent(t: Any, ans: Any, x: Any) -> Any:
+    r"""$\dot h = (x/h)\,\dot x$, 0 at $h = 0$ (as the VJP)."""
+    origin = _data(ans) == 0
+    if not np.any(origin):
+        return t * x / ans
+    return where(origin, 0.0, t * x / where(origin, 1.0, ans))
+
+
 hypot = Primitive("hypot", np.hypot, _ew_flops, r"$\sqrt{x^2+y^2}$ without overflow", reads_output=True).defvjp(
     lambda g, ans, x, y: g * _hypot_share(x, ans),
     lambda g, ans, x, y: g * _hypot_share(y, ans)).defjvp(
-    lambda t, ans, x, y: where(_data(ans) == 0, 0.0, x / where(_data(ans) == 0, 1.0, ans)) * t,
-    lambda t, ans, x, y: where(_data(ans) == 0, 0.0, y / where(_data(ans) == 0, 1.0, ans)) * t)
+    lambda t, ans, x, y: _hypot_tangent(t, ans, x),
+    lambda t, ans, x, y: _hypot_tangent(t, ans, y))
 arctan2 = Primitive("arctan2", np.arctan2, _ew_flops,
                     r"$\operatorname{atan2}(y, x)$, the angle of $(x, y)$; "
                     r"$\partial_y = x/(x^2+y^2)$, $\partial_x = -y/(x^2+y^2)$").defvjp(

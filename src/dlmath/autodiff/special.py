@@ -101,14 +101,29 @@ def _y_over(x: Any, y: Any) -> Any:
     return where(zero, 0.0, x / where(zero, 1.0, y))
 
 
+def _xlogy_tangent_x(t: Any, ans: Any, x: Any, y: Any) -> Any:
+    r"""$\dot z = \log(y)\,\dot x$, 0 where x = 0 and y <= 0 (as the VJP)."""
+    xd, yd = _data(x), _data(y)
+    if np.all(yd > 0):
+        return log(y) * t
+    off = (xd == 0) & (yd <= 0)
+    return where(off, 0.0, log(where(off, 1.0, y)) * t)
+
+
+def _xlogy_tangent_y(t: Any, ans: Any, x: Any, y: Any) -> Any:
+    r"""$\dot z = (x/y)\,\dot y$, 0 where x = 0 (as the VJP)."""
+    at_zero = _data(x) == 0
+    if not np.any(at_zero):
+        return t * x / y
+    return where(at_zero, 0.0, t * x / where(at_zero, 1.0, y))
+
+
 xlogy = Primitive("xlogy", _sp.xlogy, _ew_flops,
                   r"$x \log y$, 0 where $x = 0$ (SciPy's and torch's xlogy); "
                   r"$\partial_x = \log y$ (0 where x = 0 and y <= 0), $\partial_y = x / y$ (0 where x = 0)").defvjp(
     lambda g, ans, x, y: g * _xlogy_dx(x, y),
     lambda g, ans, x, y: g * _y_over(x, y)).defjvp(
-    lambda t, ans, x, y: where((_data(x) == 0) & (_data(y) <= 0), 0.0,
-                               t * log(where((_data(x) == 0) & (_data(y) <= 0), 1.0, y))),
-    lambda t, ans, x, y: where(_data(x) == 0, 0.0, x / where(_data(x) == 0, 1.0, y)) * t)
+    _xlogy_tangent_x, _xlogy_tangent_y)
 
 __all__ = ["digamma", "erf", "erfc", "erfinv", "expit", "gammaln", "log_ndtr", "logit", "ndtr", "polygamma",
            "xlogy"]
