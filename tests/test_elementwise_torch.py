@@ -427,7 +427,7 @@ def test_anomaly_in_the_backward_names_the_op():
     with dm.detect_anomaly(), np.errstate(all="ignore"):
         t = dm.tensor([0.2, 1.0], requires_grad=True)
         out = dm.sum(dm.arcsin(t))
-        with pytest.raises(dm.AnomalyError, match=r"arcsin|sqrt|divide"):
+        with pytest.raises(dm.AnomalyError, match=r"backward .*'arcsin'"):
             out.backward()
 
 
