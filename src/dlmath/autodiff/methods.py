@@ -108,7 +108,7 @@ def attach() -> None:
     """Give Tensor its operators and methods (done once, when the package is imported)."""
     table: dict[str, Any] = {"backward": _backward}
     for name, prim in (("add", ops.add), ("sub", ops.subtract), ("mul", ops.multiply), ("truediv", ops.divide),
-                       ("pow", ops.power), ("matmul", ops.matmul)):
+                       ("pow", ops.power), ("matmul", ops.matmul), ("mod", ops.remainder)):
         table[f"__{name}__"], table[f"__r{name}__"] = _binary(prim)
     for name, ufunc in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal),
                         ("eq", np.equal), ("ne", np.not_equal)):

@@ -154,6 +154,147 @@ minimum = Primitive("minimum", np.minimum, _ew_flops, "elementwise min (ties spl
     lambda g, ans, x, y: g * _tie_split(x, y)).defjvp(
     lambda t, ans, x, y: _tie_split(y, x) * t,
     lambda t, ans, x, y: _tie_split(x, y) * t)
+# ----- more elementwise functions (NumPy names and broadcasting) ----------------------------------------------
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+tan = _unary("tan", np.tan, lambda g, ans, x: g * (1 + ans * ans), lambda t, ans, x: t + ans * ans * t,
+             r"tangent; $\tan' = 1 + \tan^2$", reads_output=True)
+sinh = _unary("sinh", np.sinh, lambda g, ans, x: g * cosh(x), lambda t, ans, x: cosh(x) * t, "hyperbolic sine")
+cosh = _unary("cosh", np.cosh, lambda g, ans, x: g * sinh(x), lambda t, ans, x: sinh(x) * t, "hyperbolic cosine")
+arcsin = _unary("arcsin", np.arcsin, lambda g, ans, x: g / sqrt(1 - x * x),
+                lambda t, ans, x: t / sqrt((1 - x) * (1 + x)),
+                r"inverse sine on $[-1, 1]$ (NaN outside, as NumPy); $\arcsin' x = 1/\sqrt{1-x^2}$")
+arccos = _unary("arccos", np.arccos, lambda g, ans, x: -g / sqrt(1 - x * x),
+                lambda t, ans, x: -(t / sqrt((1 - x) * (1 + x))),
+                r"inverse cosine on $[-1, 1]$ (NaN outside, as NumPy); $\arccos' x = -1/\sqrt{1-x^2}$")
+arctan = _unary("arctan", np.arctan, lambda g, ans, x: g / (1 + x * x), lambda t, ans, x: t / (x * x + 1),
+                r"inverse tangent; $\arctan' x = 1/(1+x^2)$")
+arcsinh = _unary("arcsinh", np.arcsinh, lambda g, ans, x: g / sqrt(x * x + 1), lambda t, ans, x: t / hypot(x, 1.0),
+                 r"inverse hyperbolic sine; $\operatorname{arsinh}' x = 1/\sqrt{x^2+1}$")
+arccosh = _unary("arccosh", np.arccosh, lambda g, ans, x: g / sqrt(x * x - 1),
+                 lambda t, ans, x: t / sqrt((x - 1) * (x + 1)),
+                 r"inverse hyperbolic cosine on $[1, \infty)$; $\operatorname{arcosh}' x = 1/\sqrt{x^2-1}$")
+arctanh = _unary("arctanh", np.arctanh, lambda g, ans, x: g / (1 - x * x), lambda t, ans, x: t / ((1 - x) * (1 + x)),
+                 r"inverse hyperbolic tangent on $(-1, 1)$; $\operatorname{artanh}' x = 1/(1-x^2)$")
+expm1 = _unary("expm1", np.expm1, lambda g, ans, x: g * (ans + 1), lambda t, ans, x: t + ans * t,
+               r"$e^x - 1$, accurate near 0; its derivative is $e^x$ = ans + 1", reads_output=True)
+exp2 = _unary("exp2", np.exp2, lambda g, ans, x: g * ans * _LN2, lambda t, ans, x: (_LN2 * ans) * t,
+              r"$2^x$; derivative $2^x \ln 2$", reads_output=True)
+log2 = _unary("log2", np.log2, lambda g, ans, x: g / (x * _LN2), lambda t, ans, x: (t / x) * (1 / _LN2),
+              r"base-2 logarithm; derivative $1/(x \ln 2)$")
+log10 = _unary("log10", np.log10, lambda g, ans, x: g / (x * _LN10), lambda t, ans, x: (t / x) * (1 / _LN10),
+               r"base-10 logarithm; derivative $1/(x \ln 10)$")
+square = _unary("square", np.square, lambda g, ans, x: g * (2 * x), lambda t, ans, x: 2 * x * t,
+                "$x^2$ (one flop)")
+reciprocal = _unary("reciprocal", np.reciprocal, lambda g, ans, x: -(g * ans * ans), lambda t, ans, x: -(ans * ans) * t,
+                    r"$1/x$ (NumPy's: integer arrays give integer results); derivative $-1/x^2$", reads_output=True)
+cbrt = _unary("cbrt", np.cbrt, lambda g, ans, x: g / (3 * ans * ans), lambda t, ans, x: (t / 3) / (ans * ans),
+              r"real cube root (defined for negative x); derivative $1/(3\sqrt[3]{x}^2)$ (infinite at 0)",
+              reads_output=True)
+
+
+def _hypot_share(x: Any, ans: Any) -> Any:
+    r"""$\partial\,\mathrm{hypot}(x, y)/\partial x = x/\mathrm{hypot}(x, y)$, taken as 0 where both are 0
+    (a subgradient, as ``abs`` at 0; PyTorch gives NaN there)."""
+    zero = _data(ans) == 0
+    if not np.any(zero):
+        return x / ans
+    return where(zero, 0.0, x / where(zero, 1.0, ans))
+
+
+def _hypot_tangent(t: Any, ans: Any, x: Any) -> Any:
+    r"""$\dot h = (x/h)\,\dot x$, 0 at $h = 0$ (as the VJP)."""
+    origin = _data(ans) == 0
+    if not np.any(origin):
+        return t * x / ans
+    return where(origin, 0.0, t * x / where(origin, 1.0, ans))
+
+
+hypot = Primitive("hypot", np.hypot, _ew_flops, r"$\sqrt{x^2+y^2}$ without overflow", reads_output=True).defvjp(
+    lambda g, ans, x, y: g * _hypot_share(x, ans),
+    lambda g, ans, x, y: g * _hypot_share(y, ans)).defjvp(
+    lambda t, ans, x, y: _hypot_tangent(t, ans, x),
+    lambda t, ans, x, y: _hypot_tangent(t, ans, y))
+arctan2 = Primitive("arctan2", np.arctan2, _ew_flops,
+                    r"$\operatorname{atan2}(y, x)$, the angle of $(x, y)$; "
+                    r"$\partial_y = x/(x^2+y^2)$, $\partial_x = -y/(x^2+y^2)$").defvjp(
+    lambda g, ans, y, x: g * x / (x * x + y * y),
+    lambda g, ans, y, x: -(g * y) / (x * x + y * y)).defjvp(
+    lambda t, ans, y, x: (x / (y * y + x * x)) * t,
+    lambda t, ans, y, x: -(y / (y * y + x * x)) * t)
+logaddexp = Primitive("logaddexp", np.logaddexp, _ew_flops,
+                      r"$\log(e^x + e^y)$ without overflow; $\partial_x = \sigma(x - y)$").defvjp(
+    lambda g, ans, x, y: g * sigmoid(x - y),
+    lambda g, ans, x, y: g * sigmoid(y - x)).defjvp(
+    lambda t, ans, x, y: sigmoid(x - y) * t,
+    lambda t, ans, x, y: sigmoid(y - x) * t)
+
+
+def _nan_split(x: Any, y: Any, larger: bool) -> np.ndarray:
+    """Weight of x in fmax(x, y) (``larger``) or fmin(x, y): 1 where x wins or y is NaN, 1/2 on ties,
+    0 where x loses or x alone is NaN. The weight of y is one minus it."""
+    xd, yd = _data(x), _data(y)
+    wins = xd > yd if larger else xd < yd
+    return np.where(np.isnan(yd), 1.0, wins + 0.5 * (xd == yd))
+
+
+fmax = Primitive("fmax", np.fmax, _ew_flops,
+                 "elementwise max ignoring NaN (NumPy's fmax); the gradient goes to the non-NaN operand, "
+                 "ties split it").defvjp(
+    lambda g, ans, x, y: g * _nan_split(x, y, True),
+    lambda g, ans, x, y: g * (1 - _nan_split(x, y, True))).defjvp(
+    lambda t, ans, x, y: _nan_split(x, y, True) * t,
+    lambda t, ans, x, y: (1 - _nan_split(x, y, True)) * t)
+fmin = Primitive("fmin", np.fmin, _ew_flops,
+                 "elementwise min ignoring NaN (NumPy's fmin); the gradient goes to the non-NaN operand, "
+                 "ties split it").defvjp(
+    lambda g, ans, x, y: g * _nan_split(x, y, False),
+    lambda g, ans, x, y: g * (1 - _nan_split(x, y, False))).defjvp(
+    lambda t, ans, x, y: _nan_split(x, y, False) * t,
+    lambda t, ans, x, y: (1 - _nan_split(x, y, False)) * t)
+remainder = Primitive("remainder", np.remainder, _ew_flops,
+                      r"$x - y\lfloor x/y \rfloor$ (sign of the divisor, as NumPy and torch.remainder); "
+                      r"$\partial_x = 1$, $\partial_y = -\lfloor x/y \rfloor$").defvjp(
+    lambda g, ans, x, y: g,
+    lambda g, ans, x, y: -g * np.floor_divide(_data(x), _data(y))).defjvp(
+    lambda t, ans, x, y: t,
+    lambda t, ans, x, y: -np.floor_divide(_data(x), _data(y)) * t)
+mod = remainder
+
+
+def _zero_cotangent(g: Any, ans: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    """Piecewise constant: the derivative is 0 almost everywhere (PyTorch's convention for floor, sign...)."""
+    return np.zeros(np.shape(_data(x)), dtype=_data(g).dtype)
+
+
+def _zero_tangent_rule(t: Any, ans: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    return np.zeros(np.shape(_data(ans)), dtype=_data(t).dtype)
+
+
+def _step(name: str, fn: Any, doc: str) -> Primitive:
+    """A piecewise-constant op: on the tape like any other, with zero derivatives (as in PyTorch)."""
+    return Primitive(name, fn, _ew_flops, doc, reads_inputs=False).defvjp(_zero_cotangent).defjvp(_zero_tangent_rule)
+
+
+sign = _step("sign", np.sign, "sign of x (-1, 0, 1; NaN stays NaN); zero gradient")
+floor = _step("floor", np.floor, r"$\lfloor x \rfloor$; zero gradient")
+ceil = _step("ceil", np.ceil, r"$\lceil x \rceil$; zero gradient")
+round = _step("round", lambda x, decimals=0: np.round(x, decimals),
+              "round half to even (NumPy's round, with ``decimals``); zero gradient")
+
+
+def _finite(x: Any) -> np.ndarray:
+    return np.isfinite(_data(x))
+
+
+nan_to_num = Primitive("nan_to_num", lambda x, nan=0.0, posinf=None, neginf=None:
+                       np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf), _ew_flops,
+                       "NaN and infinities replaced by finite numbers (NumPy's defaults); the gradient passes "
+                       "where x is finite and is 0 where a value was replaced (as PyTorch)").defvjp(
+    lambda g, ans, x, nan=0.0, posinf=None, neginf=None: g * _finite(x)).defjvp(
+    lambda t, ans, x, nan=0.0, posinf=None, neginf=None: where(_finite(x), t, 0.0))
+
+
 _where = Primitive("where", np.where, _ew_flops, "cond ? x : y", reads_inputs=False, linear=(1, 2)).defvjp(
     None,
     lambda g, ans, c, x, y: where(c, g, 0.0),
