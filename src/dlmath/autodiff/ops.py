@@ -466,6 +466,19 @@ roll = Primitive("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), No
     lambda g, ans, x, shift, axis=None: roll(g, _negate_shift(shift), axis))
 
 
+def _cumsum_vjp(g: Any, ans: Any, x: Any, axis: int | None = None) -> Any:
+    r"""$y_i = \sum_{j \le i} x_j \Rightarrow \bar x_j = \sum_{i \ge j} \bar y_i$: the cumulative sum of
+    $\bar y$ taken from the end."""
+    if axis is None:  # NumPy flattens first
+        return reshape(flip(cumsum(flip(g, 0), 0), 0), x.shape)
+    return flip(cumsum(flip(g, axis), axis), axis)
+
+
+cumsum = Primitive("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _ew_flops,
+                   r"cumulative sum $y_i = \sum_{j \le i} x_j$ along an axis (flattened when axis is None)",
+                   reads_inputs=False, linear=(0,)).defvjp(_cumsum_vjp)
+
+
 # ----- einsum --------------------------------------------------------------------------------------
 def _parse_einsum(subscripts: str, ndims: Sequence[int]) -> tuple[list[str], str]:
     """Explicit per-operand index strings and output string, with '...' spelled out."""
@@ -597,8 +610,10 @@ def squeeze(x: Any, axis: Any = None) -> Any:
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """Join arrays of one shape along a new axis."""
-    return concatenate([unsqueeze(a, axis) for a in arrays], axis=axis)
+    """Join arrays of one shape along a new axis. Items may mix Tensors, arrays and Python numbers, and may
+    be nested lists of them (stacked first, as ``np.stack`` would read them)."""
+    return concatenate([unsqueeze(stack(a) if isinstance(a, (list, tuple)) else a, axis) for a in arrays],
+                       axis=axis)
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
