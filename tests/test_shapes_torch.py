@@ -164,6 +164,8 @@ def test_cumsum_cumprod(shape, data_, seed):
     check(dm.cumsum, lambda t: torch.cumsum(t.reshape(-1), 0), np.cumsum, x, seed=seed)
     check(lambda t: dm.cumprod(t, ax), lambda t: torch.cumprod(t, ax), lambda t: np.cumprod(t, ax), x, seed=seed)
     check(dm.cumprod, lambda t: torch.cumprod(t.reshape(-1), 0), np.cumprod, x, seed=seed)
+    z = x * (np.random.default_rng(seed).uniform(size=shape) > 0.35)  # about a third exact zeros
+    check(lambda t: dm.cumprod(t, ax), lambda t: torch.cumprod(t, ax), lambda t: np.cumprod(t, ax), z, seed=seed)
     t = dm.tensor(x)
     np.testing.assert_allclose(t.cumsum(ax).data, np.cumsum(x, ax))
     np.testing.assert_allclose(t.cumprod(ax).data, np.cumprod(x, ax))

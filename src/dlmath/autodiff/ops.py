@@ -479,6 +479,41 @@ cumsum = Primitive("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _ew_f
                    reads_inputs=False, linear=(0,)).defvjp(_cumsum_vjp)
 
 
+def _cumprod_rows(x: Any, axis: int) -> tuple[Any, np.ndarray]:
+    r"""x's axis moved last and spread into rows $R_{ij} = x_j$ for $j \le i$, 1 above the diagonal: row i's
+    product is $y_i$ (the route through ``prod``'s rules when x holds zeros)."""
+    xm = swapaxes(x, axis, -1)
+    n = xm.shape[-1]
+    tri = np.tri(n, dtype=bool)
+    return where(tri, unsqueeze(xm, -2), np.ones((), dtype=_data(x).dtype)), tri
+
+
+def _cumprod_vjp(g: Any, ans: Any, x: Any, axis: int) -> Any:
+    r"""$\bar x_j = \sum_{i \ge j} \bar y_i\,y_i / x_j$ (a reversed cumulative sum) without zeros; with
+    zeros, $\sum_{i \ge j} \bar y_i \prod_{k \le i, k \ne j} x_k$ through ``prod``'s exact rule (differentiable
+    again, at $O(n^2)$ along the axis)."""
+    if np.all(_data(x) != 0):
+        return flip(cumsum(flip(g * ans, axis), axis), axis) / x
+    rows, tri = _cumprod_rows(x, axis)
+    rows_ct = _prod_vjp(swapaxes(g, axis, -1), swapaxes(ans, axis, -1), rows, axis=-1)
+    return swapaxes(sum(where(tri, rows_ct, 0.0), axis=-2), axis, -1)
+
+
+def _cumprod_jvp(t: Any, ans: Any, x: Any, axis: int) -> Any:
+    r"""$\dot y_i = y_i \sum_{j \le i} \dot x_j / x_j$ without zeros; with zeros, each row's product rule
+    (``prod``'s JVP on the rows of ``_cumprod_rows``)."""
+    if np.all(_data(x) != 0):
+        return ans * cumsum(t / x, axis)
+    rows, tri = _cumprod_rows(x, axis)
+    rows_t = where(tri, unsqueeze(swapaxes(t, axis, -1), -2), 0.0)
+    return swapaxes(_prod_jvp(rows_t, swapaxes(ans, axis, -1), rows, axis=-1), axis, -1)
+
+
+cumprod = Primitive("cumprod", lambda x, axis: np.cumprod(x, axis=axis), _ew_flops,
+                    r"cumulative product $y_i = \prod_{j \le i} x_j$ along an axis", reads_output=True).defvjp(
+    _cumprod_vjp).defjvp(_cumprod_jvp)
+
+
 # ----- einsum --------------------------------------------------------------------------------------
 def _parse_einsum(subscripts: str, ndims: Sequence[int]) -> tuple[list[str], str]:
     """Explicit per-operand index strings and output string, with '...' spelled out."""

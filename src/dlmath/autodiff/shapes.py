@@ -227,17 +227,12 @@ def cumsum(a: Any, axis: int | None = None) -> Any:
 
 
 def cumprod(a: Any, axis: int | None = None) -> Any:
-    r"""$y_i = \prod_{j \le i} x_j$ along ``axis``, as ``prod`` over the rows of a lower-triangular
-    arrangement of $x$ (ones above the diagonal): exact with zeros, and differentiable again, at
-    $O(n^2)$ cost along the axis."""
+    r"""$y_i = \prod_{j \le i} x_j$ along ``axis`` (over the flattened input when it is None); exact
+    gradients with zeros."""
     a = _arr(a)
     if axis is None:
         a, axis = ravel(a), 0
-    ax = _axis(axis, a.ndim, "cumprod")
-    moved = moveaxis(a, ax, -1)
-    n = moved.shape[-1]
-    rows = ops.where(np.tri(n, dtype=bool), ops.unsqueeze(moved, -2), np.ones((), dtype=_data(moved).dtype))
-    return moveaxis(ops.prod(rows, axis=-1), -1, ax)
+    return ops.cumprod(a, _axis(axis, a.ndim, "cumprod"))
 
 
 def diff(a: Any, n: int = 1, axis: int = -1) -> Any:
