@@ -258,3 +258,17 @@ def test_jacobian_plain_unchanged():
     x = np.array([1.0, 2.0, 3.0])
     _close(dm.jacobian(lambda x: x ** 2)(x), np.diag(2 * x))
     _close(dm.hessian(lambda x: dm.sum(x ** 3))(x), np.diag(6 * x))
+
+
+def test_bad_leaves_and_tangents_are_named_by_their_path():
+    with pytest.raises(dm.DtypeError, match=r"argument 0\['b'\]"):
+        dm.grad(lambda p: dm.sum(p["a"]))({"a": np.ones(2), "b": "x"})
+    with pytest.raises(dm.DtypeError, match=r"argument 0\['b'\]\[0\].*complex128"):
+        dm.grad(lambda p: dm.sum(p["a"]))({"a": np.ones(2), "b": [np.array([1 + 2j])]})
+    with pytest.raises(dm.ShapeError, match=r"primal 0\['a'\] has shape \(3,\)"):
+        dm.jvp(lambda p: p["a"], ({"a": np.ones(2)},), ({"a": np.ones(3)},))
+    with pytest.raises(dm.GradientError, match="leaf 'a'"):
+        dm.jacobian(lambda x: (x, "a"))(np.ones(2))
+    jac, none = dm.jacobian(lambda x: (x, None))(np.ones(2))  # None is an empty subtree, as in JAX
+    assert none is None
+    _close(jac, np.eye(2))

@@ -108,6 +108,23 @@ def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
     return build(treedef)
 
 
+def tree_paths(treedef: TreeDef) -> list[str]:
+    """Where each leaf sits, in ``tree_flatten``'s order, written as indexing: ``['w'][0]`` ("" for a lone leaf)."""
+    paths: list[str] = []
+
+    def walk(d: TreeDef, prefix: str) -> None:
+        if d.kind == "leaf":
+            paths.append(prefix)
+        elif d.kind == "dict":
+            for k, c in zip(d.keys, d.children, strict=True):
+                walk(c, f"{prefix}[{k!r}]")
+        else:
+            for i, c in enumerate(d.children):
+                walk(c, f"{prefix}[{i}]")
+    walk(treedef, "")
+    return paths
+
+
 def tree_leaves(tree: Any) -> list[Any]:
     """The leaves of ``tree``, in order."""
     return tree_flatten(tree)[0]

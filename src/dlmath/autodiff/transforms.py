@@ -15,7 +15,7 @@ import numpy as np
 from . import ops
 from .core import Tensor, check_differentiable_dtype, unwrap
 from .errors import DtypeError, GradientError, ShapeError
-from .pytree import LEAF, TreeDef, tree_flatten, tree_unflatten
+from .pytree import LEAF, TreeDef, tree_flatten, tree_paths, tree_unflatten
 from .state import enable_grad, no_grad, switches
 from .sweep import backprop, topological_order
 
@@ -485,11 +485,21 @@ class _Flat:
         self.flat: list[Any] = []
         self.spans: list[tuple[int, int]] = []
         self.defs: list[TreeDef] = []
+        self.names: list[str] = []  # each flat leaf as the user wrote it: "argument 0['w'][1]"
         for i in nums:
             leaves, treedef = _arg_flatten(args[i])
             self.spans.append((len(self.flat), len(self.flat) + len(leaves)))
             self.defs.append(treedef)
             self.flat.extend(leaves)
+            self.names.extend(f"argument {i}{path}" for path in tree_paths(treedef))
+        for x, name in zip(self.flat, self.names, strict=True):
+            if name.endswith("]") and not isinstance(x, Tensor):  # a leaf inside a pytree (plain ones: checked later)
+                kind = np.asarray(x).dtype.kind if isinstance(x, (np.ndarray, np.generic, int, float)) else "O"
+                if kind not in "biuf":
+                    raise DtypeError(f"{self.__name__}: {name} is {type(x).__name__}"
+                                     f"{f' of dtype {np.asarray(x).dtype}' if kind != 'O' else ''}; a differentiated "
+                                     f"argument's leaves must be real numbers or arrays (pass other values as "
+                                     f"arguments outside argnums, or in a closure)")
         self.aux: Any = _UNSET
         self.out_def: TreeDef | None = None  # None: f returned a single array
         self.out_shapes: list[tuple[int, ...]] = []
@@ -636,6 +646,11 @@ def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
         leaves, treedef = tree_flatten(t)
         if treedef != flat.defs[i]:
             raise ShapeError(f"jvp: tangent {i} has structure {treedef!r}, primal {i} has {flat.defs[i]!r}")
+        a = flat.spans[i][0]
+        for k, leaf in enumerate(leaves):
+            if np.shape(unwrap(leaf)) != np.shape(unwrap(flat.flat[a + k])):
+                raise ShapeError(f"jvp: the tangent of {flat.names[a + k].replace('argument', 'primal')} has shape "
+                                 f"{np.shape(unwrap(leaf))}, the primal has shape {np.shape(unwrap(flat.flat[a + k]))}")
         flat_tangents.extend(leaves)
     out, tangent_out = _jvp_arrays(flat, flat.flat, flat_tangents)
     return flat.split_out(out), flat.split_out(tangent_out)
