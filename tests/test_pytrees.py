@@ -272,3 +272,13 @@ def test_bad_leaves_and_tangents_are_named_by_their_path():
     jac, none = dm.jacobian(lambda x: (x, None))(np.ones(2))  # None is an empty subtree, as in JAX
     assert none is None
     _close(jac, np.eye(2))
+
+
+def test_jvp_has_aux_against_torch_func():
+    x, v = np.array([0.3, -1.2]), np.array([1.0, 2.0])
+    out, jv, aux = dm.jvp(lambda x: (dm.sin(x), {"c": dm.cos(x)}), (x,), (v,), has_aux=True)
+    tout, tjv, taux = tfunc.jvp(lambda x: (torch.sin(x), {"c": torch.cos(x)}), (torch.tensor(x),),
+                                (torch.tensor(v),), has_aux=True)
+    _close(out, tout.numpy())
+    _close(jv, tjv.numpy())
+    _close(aux["c"], taux["c"].numpy())

@@ -400,3 +400,19 @@ def test_methods_exist():
     np.testing.assert_allclose(t.dot(x.T).data, x @ x.T)
     np.testing.assert_allclose(t.moveaxis(0, 1).data, x.T)
     np.testing.assert_allclose(t.flatten().data, x.ravel())
+
+
+@pytest.mark.parametrize("fn", [
+    lambda t: dm.dot(t, t.T), lambda t: dm.tensordot(t, t, ([0], [0])), lambda t: dm.kron(t, t),
+    lambda t: dm.diag(t[0]), lambda t: dm.diagonal(t), lambda t: dm.trace(t), lambda t: dm.tril(t),
+    lambda t: dm.triu(t, 1), lambda t: dm.cumsum(t, 0), lambda t: dm.cumprod(t, 1), lambda t: dm.diff(t),
+    lambda t: dm.sort(t), lambda t: dm.repeat(t, 2, 0), lambda t: dm.tile(t, (2, 1)), lambda t: dm.rot90(t),
+    lambda t: dm.vstack([t, t]), lambda t: dm.outer(t, t), lambda t: dm.vdot(t, t), lambda t: dm.inner(t, t),
+    lambda t: dm.array([t[0, 0], 1.0]),
+])
+def test_float32_stays_float32(fn):
+    t = dm.tensor(np.arange(1.0, 7.0).reshape(2, 3).astype(np.float32), requires_grad=True)
+    out = fn(t)
+    assert out.dtype == np.float32, out.dtype
+    dm.sum(out * out).backward()
+    assert t.grad.dtype == np.float32

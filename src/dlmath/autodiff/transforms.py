@@ -624,7 +624,7 @@ def vjp(f: Function, *primals: Any, has_aux: bool = False) -> Any:
     return result, vjp_fn
 
 
-def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False) -> Any:
     r"""``(f(*primals), J v)``: the directional derivative of ``f`` along ``tangents``, by forward mode.
 
     Each argument becomes a dual number $(x, \dot x)$ and every primitive pushes the tangent
@@ -633,11 +633,12 @@ def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     (Wengert 1964; Griewank & Walther 2008, ch. 3). A jvp nested inside another jvp
     falls back to two reverse passes (the double-VJP trick), which keeps the outer tangents apart.
     Primals and tangents may be pytrees (each tangent of its primal's structure); so may the output.
+    With ``has_aux=True`` f returns ``(output, aux)`` and the result is ``(output, tangent, aux)``.
     """
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    flat = _Flat(f, primals, {}, tuple(range(len(primals))), False, tree_out=True)
+    flat = _Flat(f, primals, {}, tuple(range(len(primals))), has_aux, tree_out=True)
     flat_tangents: list[Any] = []
     for i, t in enumerate(tangents):
         if flat.defs[i] is LEAF:
@@ -653,6 +654,8 @@ def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
                                  f"{np.shape(unwrap(leaf))}, the primal has shape {np.shape(unwrap(flat.flat[a + k]))}")
         flat_tangents.extend(leaves)
     out, tangent_out = _jvp_arrays(flat, flat.flat, flat_tangents)
+    if has_aux:
+        return flat.split_out(out), flat.split_out(tangent_out), flat.aux_value(isinstance(out, Tensor))
     return flat.split_out(out), flat.split_out(tangent_out)
 
 
