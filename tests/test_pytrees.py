@@ -282,3 +282,15 @@ def test_jvp_has_aux_against_torch_func():
     _close(out, tout.numpy())
     _close(jv, tjv.numpy())
     _close(aux["c"], taux["c"].numpy())
+
+
+def test_other_arguments_and_keywords_pass_through():
+    x = np.array([1.0, 2.0])
+    p = {"w": np.array([3.0, 4.0])}
+    jac = dm.jacobian(lambda x, p, scale=1.0: p["w"] * x * scale, argnums=1)(x, p)
+    _close(jac["w"], np.diag(x))
+    g = dm.grad(lambda p, x, scale=1.0: dm.sum(p["w"] * x) * scale)(p, x, scale=2.0)
+    _close(g["w"], 2 * x)
+    jac_x = dm.jacobian(lambda x, p: (p["w"] * x, dm.sum(x)), argnums=0, mode="forward")(x, p)
+    _close(jac_x[0], np.diag(p["w"]))
+    _close(jac_x[1], np.ones(2))

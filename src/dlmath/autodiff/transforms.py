@@ -487,11 +487,18 @@ class _Flat:
         self.defs: list[TreeDef] = []
         self.names: list[str] = []  # each flat leaf as the user wrote it: "argument 0['w'][1]"
         for i in nums:
+            if _is_plain(args[i]):  # the common case, kept cheap: one array-like leaf
+                self.spans.append((len(self.flat), len(self.flat) + 1))
+                self.defs.append(LEAF)
+                self.flat.append(args[i])
+                self.names.append(f"argument {i}")
+                continue
             leaves, treedef = _arg_flatten(args[i])
             self.spans.append((len(self.flat), len(self.flat) + len(leaves)))
             self.defs.append(treedef)
             self.flat.extend(leaves)
             self.names.extend(f"argument {i}{path}" for path in tree_paths(treedef))
+        self.all_leaves = all(d is LEAF for d in self.defs)
         for x, name in zip(self.flat, self.names, strict=True):
             if name.endswith("]") and not isinstance(x, Tensor):  # a leaf inside a pytree (plain ones: checked later)
                 kind = np.asarray(x).dtype.kind if isinstance(x, (np.ndarray, np.generic, int, float)) else "O"
@@ -510,8 +517,12 @@ class _Flat:
 
     def __call__(self, *flat_leaves: Any) -> Any:
         call = list(self.args)
-        for i, tree in zip(self.nums, self.unflatten(flat_leaves), strict=True):
-            call[i] = tree
+        if self.all_leaves:
+            for i, x in zip(self.nums, flat_leaves, strict=True):
+                call[i] = x
+        else:
+            for i, tree in zip(self.nums, self.unflatten(flat_leaves), strict=True):
+                call[i] = tree
         res = self.f(*call, **self.kwargs)
         if self.has_aux:
             res, aux = _split_aux(self.f, res)
@@ -679,6 +690,13 @@ def jacobian(f: Function, argnums: int = 0, mode: str = "auto", has_aux: bool = 
         flat = _Flat(f, args, {}, nums, has_aux, tree_out=True)
         call = list(args)
         k = nums[0]
+        if flat.all_leaves:  # one array argument: f's output may still be a pytree
+
+            def of_arg(*xs: Any) -> Any:
+                return flat(xs[k])
+            of_arg.__name__ = flat.__name__
+            jac = flat.split_out(_jacobian_arrays(of_arg, k, mode)(*args), trail=np.shape(unwrap(args[k])))
+            return (jac, flat.aux_value(isinstance(jac, Tensor))) if has_aux else jac
         blocks = []
         for j in range(len(flat.flat)):
             call[k] = flat.flat[j]
