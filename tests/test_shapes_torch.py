@@ -386,6 +386,9 @@ def test_array_mixes_tensors_and_numbers():
     assert dm.array([1.0, x], dtype=np.float32).dtype == np.float32
     g = dm.grad(lambda v: dm.sum(dm.array([v[0] * v[1], 1.0, [v[1]][0]]) ** 2))(np.array([2.0, 3.0]))
     np.testing.assert_allclose(g, [2 * 6.0 * 3.0, 2 * 6.0 * 2.0 + 2 * 3.0])
+    x32 = dm.tensor(np.float32(2.0), requires_grad=True)
+    assert dm.stack([x32, 1.0]).dtype == np.float32 and dm.array([[x32, 1], [2.0, x32]]).dtype == np.float32
+    assert dm.stack([1.0, 2.0]).dtype == np.float64
     s = dm.stack([[x, 1.0], [2.0, x]])
     np.testing.assert_allclose(s.data, [[2.0, 1.0], [2.0, 2.0]])
     out, jv = dm.jvp(lambda v: dm.array([v, 2.0 * v, 1.0]), (3.0,), (1.0,))

@@ -644,11 +644,31 @@ def squeeze(x: Any, axis: Any = None) -> Any:
     return reshape(x, tuple(s for i, s in enumerate(shape) if i not in drop))
 
 
+def _array_dtypes(obj: Any) -> list[np.dtype]:
+    if isinstance(obj, (list, tuple)):
+        return [d for o in obj for d in _array_dtypes(o)]
+    return [np.asarray(_data(obj)).dtype] if isinstance(obj, (Tensor, np.ndarray, np.generic)) else []
+
+
+def _nested(obj: Any, number_dtype: Any) -> Any:
+    """Nested lists stacked, Python numbers as arrays of ``number_dtype`` (the arrays' own dtype)."""
+    if isinstance(obj, (list, tuple)):
+        return stack([_nested(o, number_dtype) for o in obj])
+    if isinstance(obj, (Tensor, np.ndarray)) or number_dtype is None:
+        return obj
+    return np.asarray(obj, dtype=number_dtype)
+
+
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     """Join arrays of one shape along a new axis. Items may mix Tensors, arrays and Python numbers, and may
-    be nested lists of them (stacked first, as ``np.stack`` would read them)."""
-    return concatenate([unsqueeze(stack(a) if isinstance(a, (list, tuple)) else a, axis) for a in arrays],
-                       axis=axis)
+    be nested lists of them (stacked first, as ``np.array`` would read them); Python numbers take the arrays'
+    floating dtype (float32 stays float32), as JAX's weakly typed scalars do."""
+    items = list(arrays)
+    if not builtins.all(isinstance(a, (Tensor, np.ndarray)) for a in items):
+        dtypes = _array_dtypes(items)
+        common = np.result_type(*dtypes) if dtypes else None
+        items = [_nested(a, common if common is not None and common.kind == "f" else None) for a in items]
+    return concatenate([unsqueeze(a, axis) for a in items], axis=axis)
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:

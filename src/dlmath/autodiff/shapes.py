@@ -70,25 +70,8 @@ def array(obj: Any, dtype: Any = None) -> Any:
         return np.array(obj, dtype=dtype)
     if isinstance(obj, (list, tuple)) and len(obj) == 0:
         return np.array(obj, dtype=dtype)
-    # Python numbers take the arrays' dtype (float32 stays float32), as JAX's weakly typed scalars do
-    arrays = [np.asarray(_data(x)).dtype for x in _array_leaves(obj) if isinstance(x, (Tensor, np.ndarray, np.generic))]
-    common = np.result_type(*arrays)
-    out = _stack_nested(obj, common if common.kind in "fc" else None)
+    out = ops.stack(list(obj))  # nested lists and Python numbers: see ops.stack
     return out if dtype is None else ops.astype(out, dtype)
-
-
-def _array_leaves(obj: Any) -> list[Any]:
-    if isinstance(obj, (list, tuple)):
-        return [leaf for o in obj for leaf in _array_leaves(o)]
-    return [obj]
-
-
-def _stack_nested(obj: Any, number_dtype: Any) -> Any:
-    if isinstance(obj, (list, tuple)):
-        return ops.stack([_stack_nested(o, number_dtype) for o in obj])
-    if isinstance(obj, (Tensor, np.ndarray)) or number_dtype is None:
-        return obj
-    return np.asarray(obj, dtype=number_dtype)
 
 
 # ----- products --------------------------------------------------------------------------------------------------
