@@ -403,6 +403,10 @@ def test_methods_exist():
     np.testing.assert_allclose(t.dot(x.T).data, x @ x.T)
     np.testing.assert_allclose(t.moveaxis(0, 1).data, x.T)
     np.testing.assert_allclose(t.flatten().data, x.ravel())
+    assert t.all() == np.all(x) and t.any() == np.any(x)
+    np.testing.assert_array_equal(t.all(axis=0, keepdims=True), np.all(x, axis=0, keepdims=True))
+    np.testing.assert_array_equal(t.any(axis=1), np.any(x, axis=1))
+    assert t.nbytes == x.nbytes and t.itemsize == 8
 
 
 @pytest.mark.parametrize("fn", [

@@ -156,6 +156,11 @@ def attach() -> None:
         "trace": lambda self, offset=0, axis1=0, axis2=1: shapes.trace(self, offset, axis1, axis2),
         "argsort": lambda self, axis=-1, kind=None: shapes.argsort(self, axis, kind),
         "moveaxis": shapes.moveaxis,
+        # truth tests and sizes are not differentiable: plain NumPy values, as argmax
+        "all": lambda self, axis=None, keepdims=False: np.all(self.data, axis=axis, keepdims=keepdims),
+        "any": lambda self, axis=None, keepdims=False: np.any(self.data, axis=axis, keepdims=keepdims),
+        "nbytes": property(lambda self: self.data.nbytes),
+        "itemsize": property(lambda self: self.data.itemsize),
         "flatten": lambda self: ops.reshape(self, (-1,)),
     })
     for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs"):
