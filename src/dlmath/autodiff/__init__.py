@@ -3,8 +3,9 @@
 Layers of this package, bottom up (imports point one way): ``state`` (per-thread switches),
 ``errors``, ``core`` (the Tensor's state, the tape's Node, Primitive and `apply`), ``ops``
 (the table of primitives with their VJP and JVP rules), ``sweep`` (the reverse sweep),
-``methods`` (the Tensor's operators, attached from the table), ``transforms`` (grad, vjp,
-jvp...), ``gradcheck``, ``flops``.
+``shapes`` (NumPy's products and shape functions, composites of the table), ``pytree``
+(nested containers of arrays), ``methods`` (the Tensor's operators, attached from the table),
+``transforms`` (grad, vjp, jvp... on pytrees), ``gradcheck``, ``flops``.
 """
 
 from . import methods as _methods  # noqa: F401  (attaches the Tensor's operators and methods)
