@@ -180,6 +180,8 @@ CONVENTION: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {
     "logsumexp": (lambda: dm.logsumexp(X34, axis=1), lambda: torch.tensor(X34).logsumexp(1), 3 * 12),
     "softmax": (lambda: dm.softmax(X34), lambda: torch.tensor(X34).softmax(-1), 4 * 12),
     "log_softmax": (lambda: dm.log_softmax(X34), lambda: torch.tensor(X34).log_softmax(-1), 4 * 12),
+    "cumsum": (lambda: dm.cumsum(X34, axis=1), lambda: torch.tensor(X34).cumsum(1), 12),  # per output element
+    "cumprod": (lambda: dm.cumprod(X34, axis=1), lambda: torch.tensor(X34).cumprod(1), 12),
     # shape and indexing ops: zero
     "reshape": (lambda: dm.reshape(X34, (4, 3)), lambda: torch.tensor(X34).reshape(4, 3), 0),
     "transpose": (lambda: dm.transpose(X34), lambda: torch.tensor(X34).T.contiguous(), 0),

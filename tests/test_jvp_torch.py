@@ -618,12 +618,31 @@ def test_getitem_torch_indexing(f, tf):
 # ----- coverage: every primitive of ops.py has a case here --------------------------------------------------------
 # The tables above (their Case.prim) and the primitives named by the other tests, each of which
 # asserts through check_jvp(prim, ...) that its case really runs that primitive.
+@HYP
+@given(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5), st.data(), seeds)
+def test_cumsum(shape, data_, seed):
+    x = data(np.random.default_rng(seed), shape)
+    axis = data_.draw(st.integers(-len(shape), len(shape) - 1))
+    check_jvp(ops.cumsum, lambda a: dm.cumsum(a, axis=axis), lambda t: torch.cumsum(t, axis), x, seed=seed)
+    check_jvp(ops.cumsum, lambda a: dm.cumsum(a), lambda t: torch.cumsum(t.reshape(-1), 0), x, seed=seed)
+
+
+@HYP
+@given(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5), st.data(), seeds)
+def test_cumprod(shape, data_, seed):
+    axis = data_.draw(st.integers(-len(shape), len(shape) - 1))
+    for domain in ("any", "zeros"):
+        x = data(np.random.default_rng(seed), shape, domain)
+        check_jvp(ops.cumprod, lambda a: dm.cumprod(a, axis=axis), lambda t: torch.cumprod(t, axis), x, seed=seed)
+
+
 OTHER_TESTS = {
     "_where": test_where, "_clip": test_clip, "_astype": test_astype, "matmul": test_matmul,
     "softmax": test_softmax_and_log_softmax, "log_softmax": test_softmax_and_log_softmax,
     "reshape": test_reshape, "transpose": test_transpose, "broadcast_to": test_broadcast_to, "flip": test_flip,
     "roll": test_roll, "_pad": test_pad, "_concatenate": test_concatenate, "_einsum": test_einsum,
-    "getitem": test_getitem, "scatter_add": test_scatter_add,
+    "getitem": test_getitem, "scatter_add": test_scatter_add, "cumsum": test_cumsum,
+    "cumprod": test_cumprod,
 }
 
 

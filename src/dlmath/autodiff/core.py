@@ -32,6 +32,7 @@ from .errors import (
     DlmathError,
     DtypeError,
     GradientError,
+    IndexOutOfRangeError,
     InplaceModificationError,
     ShapeError,
 )
@@ -410,6 +411,8 @@ def describe(x: Any) -> str:
 
 def _shape_error(prim: Primitive, args: tuple[Any, ...], exc: Exception) -> DlmathError:
     shapes = ", ".join(describe(a) for a in args)
+    if isinstance(exc, IndexError):
+        return IndexOutOfRangeError(f"{prim.name}: the index does not fit ({shapes}): {exc}")
     return ShapeError(f"{prim.name}: operands do not fit ({shapes}): {exc}")
 
 

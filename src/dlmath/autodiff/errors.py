@@ -15,6 +15,11 @@ class ShapeError(DlmathError, ValueError):
     """Operands whose shapes do not fit the op (broadcasting, matmul, reshape...)."""
 
 
+class IndexOutOfRangeError(ShapeError, IndexError):
+    """An integer index past the end of an axis; an IndexError too, so Python's iteration protocol
+    and ``except IndexError`` work as they do with NumPy arrays."""
+
+
 class DtypeError(DlmathError, TypeError):
     """A dtype that cannot carry a gradient, or cannot be used by the op."""
 

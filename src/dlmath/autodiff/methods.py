@@ -8,12 +8,12 @@ nothing of ``ops``; this module knows both (as HIPS autograd's ``numpy_boxes``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from . import ops, sweep
+from . import ops, shapes, sweep
 from .core import Tensor, apply, index_of, unwrap
 
 _NO_KWARGS: dict[str, Any] = {}
@@ -104,6 +104,17 @@ def _backward(self: Tensor, grad: Any = None, create_graph: bool = False) -> Non
     sweep.backward(self, grad, create_graph)
 
 
+def _iter(self: Tensor) -> Iterator[Tensor]:
+    """The rows ``t[0], t[1], ...`` (differentiable, each a getitem); a 0-d tensor is not iterable, as in NumPy."""
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (ops.getitem(self, i) for i in range(self.shape[0]))
+
+
+def _repeat(self: Tensor, repeats: Any, axis: Any = None) -> Tensor:
+    return shapes.repeat(self, repeats, axis)
+
+
 def attach() -> None:
     """Give Tensor its operators and methods (done once, when the package is imported)."""
     table: dict[str, Any] = {"backward": _backward}
@@ -127,7 +138,6 @@ def attach() -> None:
         "argmax": lambda self, axis=None: np.argmax(self.data, axis=axis),
         "argmin": lambda self, axis=None: np.argmin(self.data, axis=axis),
         "reshape": _reshape, "view": _reshape,  # view: PyTorch's name
-        "flatten": lambda self: ops.reshape(self, (-1,)),
         "transpose": _transpose, "permute": _transpose,  # permute: PyTorch's name
         "swapaxes": ops.swapaxes, "expand": _expand, "broadcast_to": _broadcast_to,
         "squeeze": lambda self, axis=None: ops.squeeze(self, axis),
@@ -138,6 +148,20 @@ def attach() -> None:
         "softmax": lambda self, axis=-1: ops.softmax(self, axis=axis),
         "log_softmax": lambda self, axis=-1: ops.log_softmax(self, axis=axis),
         "logsumexp": lambda self, axis=None, keepdims=False: ops.logsumexp(self, axis=axis, keepdims=keepdims),
+        "__iter__": _iter,
+        "ravel": shapes.ravel, "dot": shapes.dot, "repeat": _repeat,
+        "cumsum": lambda self, axis=None: shapes.cumsum(self, axis),
+        "cumprod": lambda self, axis=None: shapes.cumprod(self, axis),
+        "diagonal": lambda self, offset=0, axis1=0, axis2=1: shapes.diagonal(self, offset, axis1, axis2),
+        "trace": lambda self, offset=0, axis1=0, axis2=1: shapes.trace(self, offset, axis1, axis2),
+        "argsort": lambda self, axis=-1, kind=None: shapes.argsort(self, axis, kind),
+        "moveaxis": shapes.moveaxis,
+        # truth tests and sizes are not differentiable: plain NumPy values, as argmax
+        "all": lambda self, axis=None, keepdims=False: np.all(self.data, axis=axis, keepdims=keepdims),
+        "any": lambda self, axis=None, keepdims=False: np.any(self.data, axis=axis, keepdims=keepdims),
+        "nbytes": property(lambda self: self.data.nbytes),
+        "itemsize": property(lambda self: self.data.itemsize),
+        "flatten": lambda self: ops.reshape(self, (-1,)),
     })
     for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs"):
         table[name] = _method(getattr(ops, name))

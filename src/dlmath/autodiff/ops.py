@@ -607,6 +607,54 @@ roll = Primitive("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), No
     lambda g, ans, x, shift, axis=None: roll(g, _negate_shift(shift), axis))
 
 
+def _cumsum_vjp(g: Any, ans: Any, x: Any, axis: int | None = None) -> Any:
+    r"""$y_i = \sum_{j \le i} x_j \Rightarrow \bar x_j = \sum_{i \ge j} \bar y_i$: the cumulative sum of
+    $\bar y$ taken from the end."""
+    if axis is None:  # NumPy flattens first
+        return reshape(flip(cumsum(flip(g, 0), 0), 0), x.shape)
+    return flip(cumsum(flip(g, axis), axis), axis)
+
+
+cumsum = Primitive("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _ew_flops,
+                   r"cumulative sum $y_i = \sum_{j \le i} x_j$ along an axis (flattened when axis is None)",
+                   reads_inputs=False, linear=(0,)).defvjp(_cumsum_vjp)
+
+
+def _cumprod_rows(x: Any, axis: int) -> tuple[Any, np.ndarray]:
+    r"""x's axis moved last and spread into rows $R_{ij} = x_j$ for $j \le i$, 1 above the diagonal: row i's
+    product is $y_i$ (the route through ``prod``'s rules when x holds zeros)."""
+    xm = swapaxes(x, axis, -1)
+    n = xm.shape[-1]
+    tri = np.tri(n, dtype=bool)
+    return where(tri, unsqueeze(xm, -2), np.ones((), dtype=_data(x).dtype)), tri
+
+
+def _cumprod_vjp(g: Any, ans: Any, x: Any, axis: int) -> Any:
+    r"""$\bar x_j = \sum_{i \ge j} \bar y_i\,y_i / x_j$ (a reversed cumulative sum) without zeros; with
+    zeros, $\sum_{i \ge j} \bar y_i \prod_{k \le i, k \ne j} x_k$ through ``prod``'s exact rule (differentiable
+    again, at $O(n^2)$ along the axis)."""
+    if np.all(_data(x) != 0):
+        return flip(cumsum(flip(g * ans, axis), axis), axis) / x
+    rows, tri = _cumprod_rows(x, axis)
+    rows_ct = _prod_vjp(swapaxes(g, axis, -1), swapaxes(ans, axis, -1), rows, axis=-1)
+    return swapaxes(sum(where(tri, rows_ct, 0.0), axis=-2), axis, -1)
+
+
+def _cumprod_jvp(t: Any, ans: Any, x: Any, axis: int) -> Any:
+    r"""$\dot y_i = y_i \sum_{j \le i} \dot x_j / x_j$ without zeros; with zeros, each row's product rule
+    (``prod``'s JVP on the rows of ``_cumprod_rows``)."""
+    if np.all(_data(x) != 0):
+        return ans * cumsum(t / x, axis)
+    rows, tri = _cumprod_rows(x, axis)
+    rows_t = where(tri, unsqueeze(swapaxes(t, axis, -1), -2), 0.0)
+    return swapaxes(_prod_jvp(rows_t, swapaxes(ans, axis, -1), rows, axis=-1), axis, -1)
+
+
+cumprod = Primitive("cumprod", lambda x, axis: np.cumprod(x, axis=axis), _ew_flops,
+                    r"cumulative product $y_i = \prod_{j \le i} x_j$ along an axis", reads_output=True).defvjp(
+    _cumprod_vjp).defjvp(_cumprod_jvp)
+
+
 # ----- einsum --------------------------------------------------------------------------------------
 def _parse_einsum(subscripts: str, ndims: Sequence[int]) -> tuple[list[str], str]:
     """Explicit per-operand index strings and output string, with '...' spelled out."""
@@ -737,9 +785,31 @@ def squeeze(x: Any, axis: Any = None) -> Any:
     return reshape(x, tuple(s for i, s in enumerate(shape) if i not in drop))
 
 
+def _array_dtypes(obj: Any) -> list[np.dtype]:
+    if isinstance(obj, (list, tuple)):
+        return [d for o in obj for d in _array_dtypes(o)]
+    return [np.asarray(_data(obj)).dtype] if isinstance(obj, (Tensor, np.ndarray, np.generic)) else []
+
+
+def _nested(obj: Any, number_dtype: Any) -> Any:
+    """Nested lists stacked, Python numbers as arrays of ``number_dtype`` (the arrays' own dtype)."""
+    if isinstance(obj, (list, tuple)):
+        return stack([_nested(o, number_dtype) for o in obj])
+    if isinstance(obj, (Tensor, np.ndarray)) or number_dtype is None:
+        return obj
+    return np.asarray(obj, dtype=number_dtype)
+
+
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """Join arrays of one shape along a new axis."""
-    return concatenate([unsqueeze(a, axis) for a in arrays], axis=axis)
+    """Join arrays of one shape along a new axis. Items may mix Tensors, arrays and Python numbers, and may
+    be nested lists of them (stacked first, as ``np.array`` would read them); Python numbers take the arrays'
+    floating dtype (float32 stays float32), as JAX's weakly typed scalars do."""
+    items = list(arrays)
+    if not builtins.all(isinstance(a, (Tensor, np.ndarray)) for a in items):
+        dtypes = _array_dtypes(items)
+        common = np.result_type(*dtypes) if dtypes else None
+        items = [_nested(a, common if common is not None and common.kind == "f" else None) for a in items]
+    return concatenate([unsqueeze(a, axis) for a in items], axis=axis)
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:

@@ -15,6 +15,7 @@ import numpy as np
 from . import ops
 from .core import Tensor, check_differentiable_dtype, tangent_of, unwrap
 from .errors import DtypeError, GradientError, ShapeError
+from .pytree import LEAF, TreeDef, tree_flatten, tree_paths, tree_unflatten
 from .state import enable_grad, no_grad, switches
 from .sweep import backprop, topological_order
 
@@ -117,8 +118,9 @@ def _fname(f: Function) -> str:
 def _as_output(f: Function, out: Any) -> Tensor:
     """f's result as a Tensor, or a clear error when it is not a numeric array that can be differentiated."""
     if isinstance(out, (tuple, list, dict)):
-        raise ShapeError(f"{_fname(f)} returned a {type(out).__name__}; "
-                         f"transforms need a single array output (differentiate each output separately)")
+        raise ShapeError(f"{_fname(f)} returned a {type(out).__name__}; grad needs a single scalar output "
+                         f"(pass has_aux=True when f returns (output, aux); vjp, jvp and jacobian accept "
+                         f"tuples, lists and dicts of arrays)")
     if out is None or isinstance(out, (str, bytes, bool, np.bool_)):
         raise GradientError(f"{_fname(f)} returned {out!r} ({type(out).__name__}); a transform needs the function "
                             f"to return a floating-point array computed from its arguments")
@@ -181,8 +183,8 @@ def _call(f: Function, args: Sequence[Any], kwargs: dict[str, Any], nums: tuple[
     return out, leaves, nested
 
 
-def value_and_grad(f: Function, argnums: int | Sequence[int] = 0) -> Function:
-    r"""``f`` and its gradient $\nabla f$ in one reverse pass; ``f`` must return a scalar."""
+def _value_and_grad_arrays(f: Function, argnums: int | Sequence[int] = 0) -> Function:
+    r"""``f`` and its gradient $\nabla f$ in one reverse pass; ``f`` must return a scalar (arguments: arrays)."""
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
         nums = _argnums(argnums, len(args))
         out, leaves, nested = _call(f, args, kwargs, nums)
@@ -200,17 +202,7 @@ def value_and_grad(f: Function, argnums: int | Sequence[int] = 0) -> Function:
     return wrapped
 
 
-def grad(f: Function, argnums: int | Sequence[int] = 0) -> Function:
-    r"""The gradient $\nabla f$ of a scalar function, by reverse mode (one backward pass)."""
-    vg = value_and_grad(f, argnums)
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        return vg(*args, **kwargs)[1]
-    wrapped.__name__ = f"grad({getattr(f, '__name__', 'f')})"
-    return wrapped
-
-
-def vjp(f: Function, *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
+def _vjp_arrays(f: Function, *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     r"""``(f(*primals), vjp_fn)`` where ``vjp_fn(u)`` returns $u^\top J$ for each primal.
 
     The tape is kept, so ``vjp_fn`` may be called many times (one reverse pass each).
@@ -307,7 +299,7 @@ def _strip_tangent(x: Tensor) -> Tensor:
         switches.in_jvp_rule = previous
 
 
-def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+def _jvp_arrays(f: Function, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     r"""``(f(*primals), J v)``: the directional derivative of ``f`` along ``tangents``, by forward mode.
 
     Each argument becomes a dual number $(x, \dot x)$ and every primitive pushes the tangent
@@ -360,7 +352,7 @@ def hvp(f: Function, x: Any, v: Any) -> Any:
     return jvp(grad(f), (x,), (v,))[1]
 
 
-def jacobian(f: Function, argnums: int = 0, mode: str = "auto") -> Function:
+def _jacobian_arrays(f: Function, argnums: int = 0, mode: str = "auto") -> Function:
     r"""The Jacobian $J_{ij} = \partial f_i/\partial x_j$, shaped ``out.shape + x.shape``.
 
     ``mode='reverse'`` uses one VJP per output element, ``'forward'`` one JVP per input
@@ -404,7 +396,7 @@ def _jacobian_forward(f: Function, args: Sequence[Any], k: int) -> Any:
     for j in range(n):
         e = np.zeros(n, dtype=dtype)
         e[j] = 1
-        out, col = jvp(along, (x,), (e.reshape(shape),))
+        out, col = _jvp_arrays(along, (x,), (e.reshape(shape),))
         columns.append(col)
     if out is None:  # x has no elements: evaluate once for the output's shape
         with no_grad():
@@ -435,5 +427,304 @@ def _jacobian_reverse(f: Function, args: Sequence[Any], nums: tuple[int, ...]) -
 
 
 def hessian(f: Function, argnums: int = 0) -> Function:
-    r"""The Hessian $\nabla^2 f$ of a scalar function: the Jacobian of its gradient."""
+    r"""The Hessian $\nabla^2 f$ of a scalar function: the Jacobian of its gradient (for a pytree argument,
+    nested blocks, as JAX's)."""
     return jacobian(grad(f, argnums), argnums, mode="reverse")
+
+
+# ----- pytrees and auxiliary outputs ---------------------------------------------------------------------------------
+# The public transforms take and return pytrees (tuples, lists, dicts of arrays, nested; see pytree.py) and
+# accept has_aux=True as JAX does. They reduce to the array transforms above: each differentiated argument is
+# flattened into its leaves (one positional argument each), and a pytree output is raveled and concatenated into
+# one vector, whose derivatives are split back into the output's leaves. A function of plain arrays goes straight
+# to the array transforms.
+_UNSET = object()
+
+
+def _numeric_nest(x: Any) -> bool:
+    """A (nested) list or tuple of Python numbers: an array written as a list, not a pytree of scalars."""
+    if isinstance(x, (list, tuple)):
+        return len(x) > 0 and type(x) in (list, tuple) and all(_numeric_nest(e) for e in x)
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
+
+
+def _arg_flatten(x: Any) -> tuple[list[Any], TreeDef]:
+    """Flatten an argument into its leaves; a list of numbers stays one array-like leaf (as before pytrees)."""
+    if _numeric_nest(x):
+        return [x], LEAF
+    return tree_flatten(x)
+
+
+def _is_plain(x: Any) -> bool:
+    return (not isinstance(x, (tuple, list, dict)) and x is not None) or _numeric_nest(x)
+
+
+def _split_aux(f: Function, res: Any) -> tuple[Any, Any]:
+    if not isinstance(res, (tuple, list)) or len(res) != 2:
+        raise GradientError(f"{_fname(f)} was transformed with has_aux=True, so it must return a pair "
+                            f"(output, aux); it returned {type(res).__name__}")
+    return res[0], res[1]
+
+
+def _aux_out(aux: Any, nested: bool) -> Any:
+    """aux as f returned it; at top level its Tensors become arrays (cut from the tape), as the outputs are."""
+    if nested:
+        return aux
+    leaves, treedef = tree_flatten(aux)
+    return tree_unflatten(treedef, [_out(x, False) if isinstance(x, Tensor) else x for x in leaves])
+
+
+class _Flat:
+    """f as a function of the flat leaves of its differentiated arguments, returning one array.
+
+    Records f's aux (from the first call: later calls, such as the check for outputs cut from the tape, do
+    not replace it) and, when f returns a pytree, its structure and the shapes of its leaves."""
+
+    def __init__(self, f: Function, args: Sequence[Any], kwargs: dict[str, Any], nums: tuple[int, ...],
+                 has_aux: bool, tree_out: bool) -> None:
+        self.f, self.args, self.kwargs, self.nums = f, list(args), kwargs, nums
+        self.has_aux, self.tree_out = has_aux, tree_out
+        self.__name__ = _fname(f)
+        self.flat: list[Any] = []
+        self.spans: list[tuple[int, int]] = []
+        self.defs: list[TreeDef] = []
+        self.names: list[str] = []  # each flat leaf as the user wrote it: "argument 0['w'][1]"
+        for i in nums:
+            if _is_plain(args[i]):  # the common case, kept cheap: one array-like leaf
+                self.spans.append((len(self.flat), len(self.flat) + 1))
+                self.defs.append(LEAF)
+                self.flat.append(args[i])
+                self.names.append(f"argument {i}")
+                continue
+            leaves, treedef = _arg_flatten(args[i])
+            self.spans.append((len(self.flat), len(self.flat) + len(leaves)))
+            self.defs.append(treedef)
+            self.flat.extend(leaves)
+            self.names.extend(f"argument {i}{path}" for path in tree_paths(treedef))
+        self.all_leaves = all(d is LEAF for d in self.defs)
+        for x, name in zip(self.flat, self.names, strict=True):
+            if name.endswith("]") and not isinstance(x, Tensor):  # a leaf inside a pytree (plain ones: checked later)
+                kind = np.asarray(x).dtype.kind if isinstance(x, (np.ndarray, np.generic, int, float)) else "O"
+                if kind not in "biuf":
+                    raise DtypeError(f"{self.__name__}: {name} is {type(x).__name__}"
+                                     f"{f' of dtype {np.asarray(x).dtype}' if kind != 'O' else ''}; a differentiated "
+                                     f"argument's leaves must be real numbers or arrays (pass other values as "
+                                     f"arguments outside argnums, or in a closure)")
+        self.aux: Any = _UNSET
+        self.out_def: TreeDef | None = None  # None: f returned a single array
+        self.out_shapes: list[tuple[int, ...]] = []
+
+    def unflatten(self, flat_values: Sequence[Any]) -> list[Any]:
+        """Per differentiated argument, its pytree rebuilt around ``flat_values``."""
+        return [tree_unflatten(d, list(flat_values[a:b])) for d, (a, b) in zip(self.defs, self.spans, strict=True)]
+
+    def __call__(self, *flat_leaves: Any) -> Any:
+        call = list(self.args)
+        if self.all_leaves:
+            for i, x in zip(self.nums, flat_leaves, strict=True):
+                call[i] = x
+        else:
+            for i, tree in zip(self.nums, self.unflatten(flat_leaves), strict=True):
+                call[i] = tree
+        res = self.f(*call, **self.kwargs)
+        if self.has_aux:
+            res, aux = _split_aux(self.f, res)
+            if self.aux is _UNSET:
+                self.aux = aux
+        if not self.tree_out or not isinstance(res, (tuple, list, dict)) or res is None:
+            return res
+        leaves, treedef = tree_flatten(res)
+        if not leaves:
+            raise ShapeError(f"{self.__name__} returned {res!r}, a container with no arrays in it")
+        bad = [x for x in leaves if x is None or isinstance(x, (str, bytes))]
+        if bad:
+            raise GradientError(f"{self.__name__} returned a pytree with a leaf {bad[0]!r}; its leaves must be "
+                                f"floating-point arrays computed from the arguments")
+        self.out_def, self.out_shapes = treedef, [tuple(np.shape(unwrap(x))) for x in leaves]
+        return ops.concatenate([ops.reshape(x, (-1,)) for x in leaves])
+
+    def split_out(self, v: Any, trail: tuple[int, ...] = ()) -> Any:
+        """A value or derivative of the concatenated output (its first axis) as the output's pytree."""
+        if self.out_def is None:
+            return v
+        nested = isinstance(v, Tensor)
+        pieces, start = [], 0
+        for shape in self.out_shapes:
+            size = int(np.prod(shape, dtype=np.int64))
+            piece = ops.reshape(ops.getitem(v, slice(start, start + size)), shape + tuple(trail))
+            pieces.append(_out(piece, nested))
+            start += size
+        return tree_unflatten(self.out_def, pieces)
+
+    def join_cotangent(self, cotangent: Any) -> Any:
+        """A cotangent pytree of the output's structure, as one vector."""
+        if self.out_def is None:
+            return cotangent
+        leaves, treedef = tree_flatten(cotangent)
+        if treedef != self.out_def:
+            raise ShapeError(f"vjp: the cotangent's structure {treedef!r} does not match the output's "
+                             f"{self.out_def!r}")
+        for k, (x, shape) in enumerate(zip(leaves, self.out_shapes, strict=True)):
+            if tuple(np.shape(unwrap(x))) != shape:
+                raise ShapeError(f"vjp: cotangent leaf {k} has shape {np.shape(unwrap(x))}, the output's leaf has "
+                                 f"shape {shape}")
+        if any(isinstance(x, Tensor) for x in leaves):
+            return ops.concatenate([ops.reshape(x, (-1,)) for x in leaves])
+        return np.concatenate([np.ravel(np.asarray(x)) for x in leaves]) if leaves else np.zeros(0)
+
+    def aux_value(self, nested: bool) -> Any:
+        return _aux_out(None if self.aux is _UNSET else self.aux, nested)
+
+
+def _select(results: Sequence[Any], argnums: Any) -> Any:
+    return results[0] if _single(argnums) else tuple(results)
+
+
+def value_and_grad(f: Function, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Function:
+    r"""``f`` and its gradient $\nabla f$ in one reverse pass; ``f`` must return a scalar.
+
+    Arguments may be pytrees (tuples, lists, dicts of arrays, nested): the gradient has the argument's
+    structure. With ``has_aux=True`` f returns ``(output, aux)`` and the result is ``((value, aux), grad)``."""
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        nums = _argnums(argnums, len(args))
+        if not has_aux and all(_is_plain(args[i]) for i in nums):
+            return _value_and_grad_arrays(f, argnums)(*args, **kwargs)
+        flat = _Flat(f, args, kwargs, nums, has_aux, tree_out=False)
+        value, grads = _value_and_grad_arrays(flat, tuple(range(len(flat.flat))))(*flat.flat)
+        result = _select(flat.unflatten(grads), argnums)
+        if has_aux:
+            return (value, flat.aux_value(isinstance(value, Tensor))), result
+        return value, result
+    wrapped.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
+    return wrapped
+
+
+def grad(f: Function, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Function:
+    r"""The gradient $\nabla f$ of a scalar function, by reverse mode (one backward pass).
+
+    Arguments may be pytrees (the gradient has the argument's structure); with ``has_aux=True`` f returns
+    ``(output, aux)`` and the result is ``(grad, aux)``, as in JAX."""
+    vg = value_and_grad(f, argnums, has_aux)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        value, g = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+    wrapped.__name__ = f"grad({getattr(f, '__name__', 'f')})"
+    return wrapped
+
+
+def vjp(f: Function, *primals: Any, has_aux: bool = False) -> Any:
+    r"""``(f(*primals), vjp_fn)`` where ``vjp_fn(u)`` returns $u^\top J$ for each primal.
+
+    Primals, output and cotangent may be pytrees (``vjp_fn`` takes a cotangent of the output's structure and
+    returns one pytree per primal). With ``has_aux=True`` f returns ``(output, aux)`` and the result is
+    ``(output, vjp_fn, aux)``. The tape is kept, so ``vjp_fn`` may be called many times (one reverse pass each).
+    """
+    nums = tuple(range(len(primals)))
+    if not has_aux and all(_is_plain(p) for p in primals):
+        flat = _Flat(f, primals, {}, nums, False, tree_out=True)
+        out, fn = _vjp_arrays(flat, *flat.flat)
+        if flat.out_def is None:
+            return out, fn
+    else:
+        flat = _Flat(f, primals, {}, nums, has_aux, tree_out=True)
+        out, fn = _vjp_arrays(flat, *flat.flat)
+
+    def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        return tuple(flat.unflatten(fn(flat.join_cotangent(cotangent))))
+    result = flat.split_out(out)
+    if has_aux:
+        return result, vjp_fn, flat.aux_value(isinstance(out, Tensor))
+    return result, vjp_fn
+
+
+def jvp(f: Function, primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False) -> Any:
+    r"""``(f(*primals), J v)``: the directional derivative of ``f`` along ``tangents``, by forward mode.
+
+    Each argument becomes a dual number $(x, \dot x)$ and every primitive pushes the tangent
+    along with the value through its JVP rule, $\dot y = \sum_i \partial_i f\,\dot x_i$: one
+    pass, about twice the cost of evaluating $f$, and rules independent of the VJP rules
+    (Wengert 1964; Griewank & Walther 2008, ch. 3). A jvp nested inside another jvp
+    falls back to two reverse passes (the double-VJP trick), which keeps the outer tangents apart.
+    Primals and tangents may be pytrees (each tangent of its primal's structure); so may the output.
+    With ``has_aux=True`` f returns ``(output, aux)`` and the result is ``(output, tangent, aux)``.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    flat = _Flat(f, primals, {}, tuple(range(len(primals))), has_aux, tree_out=True)
+    flat_tangents: list[Any] = []
+    for i, t in enumerate(tangents):
+        if flat.defs[i] is LEAF:
+            flat_tangents.append(t)
+            continue
+        leaves, treedef = tree_flatten(t)
+        if treedef != flat.defs[i]:
+            raise ShapeError(f"jvp: tangent {i} has structure {treedef!r}, primal {i} has {flat.defs[i]!r}")
+        a = flat.spans[i][0]
+        for k, leaf in enumerate(leaves):
+            if np.shape(unwrap(leaf)) != np.shape(unwrap(flat.flat[a + k])):
+                raise ShapeError(f"jvp: the tangent of {flat.names[a + k].replace('argument', 'primal')} has shape "
+                                 f"{np.shape(unwrap(leaf))}, the primal has shape {np.shape(unwrap(flat.flat[a + k]))}")
+        flat_tangents.extend(leaves)
+    out, tangent_out = _jvp_arrays(flat, flat.flat, flat_tangents)
+    if has_aux:
+        return flat.split_out(out), flat.split_out(tangent_out), flat.aux_value(isinstance(out, Tensor))
+    return flat.split_out(out), flat.split_out(tangent_out)
+
+
+def jacobian(f: Function, argnums: int = 0, mode: str = "auto", has_aux: bool = False) -> Function:
+    r"""The Jacobian $J_{ij} = \partial f_i/\partial x_j$, shaped ``out.shape + x.shape``.
+
+    ``mode='reverse'`` uses one VJP per output element, ``'forward'`` one JVP per input
+    element; ``'auto'`` picks the one needing fewer passes (forward when $n < m$).
+    The argument and the output may be pytrees: the result is then the output's structure holding, for each
+    output leaf, the argument's structure of blocks ``out_leaf.shape + x_leaf.shape`` (JAX's layout). With
+    ``has_aux=True`` f returns ``(output, aux)`` and the result is ``(jacobian, aux)``.
+    """
+    if mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+    if not _single(argnums):
+        raise GradientError(f"jacobian and hessian take one argnum (an int), got {argnums!r}; "
+                            f"call them once per argument")
+
+    def wrapped(*args: Any) -> Any:
+        nums = _argnums(argnums, len(args))
+        flat = _Flat(f, args, {}, nums, has_aux, tree_out=True)
+        call = list(args)
+        k = nums[0]
+        if flat.all_leaves:  # one array argument: f's output may still be a pytree
+
+            def of_arg(*xs: Any) -> Any:
+                return flat(xs[k])
+            of_arg.__name__ = flat.__name__
+            jac = flat.split_out(_jacobian_arrays(of_arg, k, mode)(*args), trail=np.shape(unwrap(args[k])))
+            return (jac, flat.aux_value(isinstance(jac, Tensor))) if has_aux else jac
+        blocks = []
+        for j in range(len(flat.flat)):
+            call[k] = flat.flat[j]
+
+            def of_leaf(*xs: Any, j: int = j) -> Any:
+                leaves = list(flat.flat)
+                leaves[j] = xs[k]
+                return flat(*leaves)
+            of_leaf.__name__ = flat.__name__
+            blocks.append(_jacobian_arrays(of_leaf, k, mode)(*call))
+        if flat.out_def is None and flat.defs[0] is LEAF:
+            jac = blocks[0]
+        elif not blocks:
+            jac = flat.unflatten([])[0]
+        else:
+            nested = isinstance(blocks[0], Tensor)
+            per_leaf = [flat.split_out(b, trail=np.shape(unwrap(flat.flat[j]))) for j, b in enumerate(blocks)]
+            if flat.out_def is None:
+                jac = flat.unflatten([_out(b, nested) for b in blocks])[0]
+            else:  # the output's structure outside, the argument's inside
+                by_out = [tree_flatten(p)[0] for p in per_leaf]
+                jac = tree_unflatten(flat.out_def, [flat.unflatten([by_out[j][i] for j in range(len(blocks))])[0]
+                                                    for i in range(len(flat.out_shapes))])
+        if has_aux:
+            return jac, flat.aux_value(isinstance(jac, Tensor))
+        return jac
+    wrapped.__name__ = f"jacobian({getattr(f, '__name__', 'f')})"
+    return wrapped
