@@ -7,8 +7,8 @@ Layers of this package, bottom up (imports point one way): ``state`` (per-thread
 jvp...), ``gradcheck``, ``flops``.
 """
 
+from . import linalg, ops
 from . import methods as _methods  # noqa: F401  (attaches the Tensor's operators and methods)
-from . import ops
 from .core import Primitive, Tensor, as_tensor, primitive, tensor
 from .errors import (
     AllocationError,
@@ -18,6 +18,7 @@ from .errors import (
     GradcheckError,
     GradientError,
     InplaceModificationError,
+    LinAlgError,
     ShapeError,
 )
 from .flops import FlopCounter, count_flops
@@ -82,10 +83,10 @@ from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
 __all__ = [
     "AllocationError", "AnomalyError", "DlmathError", "DtypeError", "FlopCounter", "GradcheckError", "GradcheckReport",
-    "GradientError", "InplaceModificationError", "Primitive", "ShapeError", "Tensor", "abs", "add",
+    "GradientError", "InplaceModificationError", "LinAlgError", "Primitive", "ShapeError", "Tensor", "abs", "add",
     "as_tensor", "astype", "broadcast_to", "clip", "concatenate", "cos", "count_flops", "detect_anomaly",
     "divide", "einsum", "enable_grad", "erf", "exp", "expand_dims", "flip", "gelu", "getitem",
-    "grad", "gradcheck", "hessian", "hvp", "is_grad_enabled", "jacobian", "jvp", "log", "log1p",
+    "grad", "gradcheck", "hessian", "hvp", "is_grad_enabled", "jacobian", "jvp", "linalg", "log", "log1p",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply",
     "negative", "no_grad", "numerical_jacobian", "ops", "pad", "permute", "power", "primitive", "prod",
     "reduce_to_shape", "relu", "reshape", "roll", "sigmoid", "sin", "softmax", "softplus", "split",
