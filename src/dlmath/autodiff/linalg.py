@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import builtins
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -177,27 +178,66 @@ def _finite_or_raise(out: np.ndarray, op: str, a: np.ndarray) -> np.ndarray:
 
 
 # ----- solve and triangular solve --------------------------------------------------------------------------------
-def _solve_forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    try:
-        out = np.linalg.solve(a, b)
-    except np.linalg.LinAlgError:
-        raise LinAlgError(f"solve: the matrix a of shape {a.shape} is singular") from None
+def _lu(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LU factors of a (batched), computed once per matrix (the cache), or LinAlgError if a is singular."""
+    def compute(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _sla.LinAlgWarning)  # exact singularity: checked just below
+            lu, piv = _sla.lu_factor(x, check_finite=False)
+        if np.any(np.diagonal(lu, axis1=-2, axis2=-1) == 0):
+            raise LinAlgError(f"solve: the matrix a of shape {x.shape} is singular")
+        return lu, piv
+    return _factor("lu", a, compute)
+
+
+def _solve_forward(a: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+    r"""$A^{-1}B$ (or $A^{-\top}B$) from a's LU factors, which the VJP rules reuse for $A^{-\top}\bar X$."""
+    if not np.all(np.isfinite(a)):
+        raise LinAlgError(f"solve: the matrix a of shape {a.shape} has non-finite entries")
+    lu, piv = _lu(a)
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if batch != a.shape[:-2]:
+        lu, piv = np.broadcast_to(lu, batch + lu.shape[-2:]), np.broadcast_to(piv, batch + piv.shape[-1:])
+    if batch != b.shape[:-2]:
+        b = np.broadcast_to(b, batch + b.shape[-2:])
+    dtype = np.result_type(a.dtype, b.dtype, np.float32)
+    out = _sla.lu_solve((lu, piv), b, trans=1 if transpose else 0, check_finite=False).astype(dtype, copy=False)
     return _finite_or_raise(out, "solve", a)
 
 
-def _solve_flops(out: Any, a: Any, b: Any) -> int:
+def _solve_flops(out: Any, a: Any, b: Any, transpose: bool = False) -> int:
     n, k = np.shape(a)[-1], np.shape(out)[-1]
-    return int(np.prod(np.shape(out)[:-2], dtype=np.int64) or 1) * (2 * n ** 3 // 3 + 2 * n * n * k)
+    return _batch(out) * (2 * n ** 3 // 3 + 2 * n * n * k)
 
 
-_solve = Primitive("solve", _solve_forward, _solve_flops, r"$X = A^{-1}B$, B of shape (..., n, k)",
+def _op(x: Any, transpose: bool) -> Any:
+    return _mT(x) if transpose else x
+
+
+def _solve_cotangent(g: Any, a: Any, transpose: bool) -> Any:
+    r"""$\bar B = \mathrm{op}(A)^{-\top}\bar X$, needed by both VJP rules: computed once in a plain backward pass
+    (the second rule takes the first one's result, once). Recorded rules (higher order) solve each time."""
+    if isinstance(g, Tensor) or isinstance(a, Tensor):
+        return _solve(a, g, transpose=not transpose)
+    hit = _cache.entries.pop("solve-cotangent", None)
+    if hit is not None:
+        (sa, sg, st), result = hit
+        if st == transpose and sa.shape == np.shape(a) and sg.shape == np.shape(g) and np.array_equal(sa, a) \
+                and np.array_equal(sg, g):
+            return result
+    result = _solve(a, g, transpose=not transpose)
+    _cache.entries["solve-cotangent"] = ((np.array(a), np.array(g), transpose), np.array(result))
+    return result
+
+
+_solve = Primitive("solve", _solve_forward, _solve_flops, r"$X = A^{-1}B$ (or $A^{-\top}B$), B of shape (..., n, k)",
                    reads_output=True).defvjp(
-    # Giles (2008): \bar B = A^{-T} \bar X, \bar A = -\bar B X^T
-    lambda g, ans, a, b: -matmul(_solve(_mT(a), g), _mT(ans)),
-    lambda g, ans, a, b: _solve(_mT(a), g)).defjvp(
-    # \dot X = A^{-1}(\dot B - \dot A X)
-    lambda t, ans, a, b: -_solve(a, matmul(t, ans)),
-    lambda t, ans, a, b: _solve(a, t))
+    # Giles (2008): \bar B = A^{-T} \bar X, \bar A = -\bar B X^T (for op(A) = A^T: the transpose of that)
+    lambda g, ans, a, b, transpose=False: _op(-matmul(_solve_cotangent(g, a, transpose), _mT(ans)), transpose),
+    lambda g, ans, a, b, transpose=False: _solve_cotangent(g, a, transpose)).defjvp(
+    # \dot X = op(A)^{-1}(\dot B - op(\dot A) X)
+    lambda t, ans, a, b, transpose=False: -_solve(a, matmul(_op(t, transpose), ans), transpose=transpose),
+    lambda t, ans, a, b, transpose=False: _solve(a, t, transpose=transpose))
 
 
 def _solve_tri_forward(a: np.ndarray, b: np.ndarray, lower: bool = True) -> np.ndarray:
