@@ -473,3 +473,11 @@ COVERED = {
     "_eigh_vectors": test_eigh_vectors, "_svd_u": test_svd, "_svd_s": test_svd, "_svd_vh": test_svd,
     "_qr_q": test_qr, "_qr_r": test_qr, "_pinv": test_pinv,
 }
+
+
+def test_factorization_cache_sees_in_place_changes():
+    a = separated(np.random.default_rng(1), (), 3)
+    w1 = L.eigvalsh(a)
+    a[0, 0] += 1.0  # same array object, new values: a new factorization
+    np.testing.assert_allclose(L.eigvalsh(a), np.linalg.eigvalsh(a), rtol=1e-12)
+    assert not np.allclose(w1, L.eigvalsh(a))

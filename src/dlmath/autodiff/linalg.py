@@ -14,10 +14,10 @@ for svd; the QR rules follow from $dA = dQ\,R + Q\,dR$ with $Q^\top dQ$ skew (Wa
 **Several outputs.** An engine primitive returns one array. ``eigh``, ``svd``, ``qr`` and ``slogdet`` are
 therefore split into one primitive per output (``eigh_values``/``eigh_vectors``, ``svd_u``/``svd_s``/``svd_vh``,
 ``qr_q``/``qr_r``, and ``logabsdet`` with a constant sign). Each of them runs the same LAPACK factorization,
-which is computed once: a small per-thread cache remembers the last factorization of each kind together with a
-copy of its input, and a call on an equal array (same shape, dtype and values) reuses it. So ``dm.linalg.eigh(a)``
-factorizes once, and the VJP rules (which need the other output: the gradient of the eigenvalues is
-$V\,\mathrm{diag}(\bar\lambda)\,V^\top$) find the factorization in the cache instead of recomputing it.
+which is computed once: a small per-thread cache remembers the last few factorizations of each kind together
+with a copy of their inputs, and a call on an equal array (same shape, dtype and values) reuses one. So
+``dm.linalg.eigh(a)`` factorizes once, and the VJP rules (which need the other output: the gradient of the
+eigenvalues is $V\,\mathrm{diag}(\bar\lambda)\,V^\top$) find the factorization in the cache instead of recomputing it.
 
 **Symmetric inputs.** ``cholesky``, ``eigh`` and ``eigvalsh`` read one triangle (the lower one, as NumPy), but
 their gradients are the symmetric matrices PyTorch returns, and their JVP rules use the symmetric part
@@ -49,7 +49,7 @@ import scipy.linalg as _sla
 from . import ops as _ops
 from .core import Primitive, Tensor
 from .core import unwrap as _data
-from .errors import DtypeError, GradientError, LinAlgError, ShapeError
+from .errors import GradientError, LinAlgError, ShapeError
 from .ops import (
     abs,
     getitem,
@@ -126,24 +126,29 @@ def _gaps(v: Any, op: str, what: str) -> Any:
 
 
 # ----- the factorization cache ------------------------------------------------------------------------------------
+_CACHE_SIZE = 4  # factorizations kept per kind and thread (a graph with a few eigh/svd/qr/solve nodes reuses all)
+
+
 class _Cache(threading.local):
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[np.ndarray, Any]] = {}
+        self.entries: dict[str, Any] = {}
 
 
 _cache = _Cache()
 
 
 def _factor(kind: str, a: np.ndarray, compute: Callable[[np.ndarray], Any]) -> Any:
-    """compute(a), reused when the last call of this kind saw an equal array (per thread)."""
+    """compute(a), reused when one of the last few calls of this kind (this thread) saw an equal array."""
     a = np.asarray(a)
-    hit = _cache.entries.get(kind)
-    if hit is not None:
-        saved, result = hit
+    recent: list[tuple[np.ndarray, Any]] = _cache.entries.setdefault(kind, [])
+    for i, (saved, result) in enumerate(recent):
         if saved.shape == a.shape and saved.dtype == a.dtype and np.array_equal(saved, a):
+            if i:
+                recent.insert(0, recent.pop(i))
             return result
     result = compute(a)
-    _cache.entries[kind] = (np.array(a), result)
+    recent.insert(0, (np.array(a), result))
+    del recent[_CACHE_SIZE:]
     return result
 
 
@@ -162,12 +167,6 @@ def _check_matrix(a: Any, op: str, arg: str = "a") -> None:
     s = _shape(a)
     if len(s) < 2:
         raise ShapeError(f"{op}: {arg} must have at least 2 dimensions (shape (..., m, n)), got shape {s}")
-
-
-def _check_float(a: Any, op: str) -> None:
-    kind = np.asarray(_data(a)).dtype.kind
-    if kind not in "fiub":
-        raise DtypeError(f"{op}: expected a real floating-point array, got dtype {np.asarray(_data(a)).dtype}")
 
 
 def _finite_or_raise(out: np.ndarray, op: str, a: np.ndarray) -> np.ndarray:
