@@ -28,10 +28,11 @@ $\lambda_j - \lambda_i$ (resp. $\sigma_j^2 - \sigma_i^2$): at a repeated eigen/s
 defined. PyTorch returns inf/NaN there; dlmath raises ``dm.LinAlgError`` naming the function instead (the values'
 own gradients stay fine). A nearly repeated value gives large but finite results, as in PyTorch. The singular
 vectors of a non-square matrix also divide by the singular values: a zero singular value raises likewise.
-A singular matrix in ``solve``/``inv`` (and in the gradient of ``det``/``slogdet``) and a matrix that is not
-positive definite in ``cholesky`` raise ``dm.LinAlgError``, never a NaN. ``svd(full_matrices=True)`` of a
-non-square matrix is not differentiable (the extra columns are not unique), as in PyTorch: a Tensor that requires
-grad raises ``GradientError``; use ``full_matrices=False``. QR is differentiable for $m \ge n$ (reduced).
+A singular matrix in ``solve``/``inv`` (and in the gradient of ``slogdet``; ``det``'s is the cofactor matrix)
+and a matrix that is not positive definite in ``cholesky`` raise ``dm.LinAlgError``, never a NaN.
+``svd(full_matrices=True)`` of a non-square matrix is not differentiable (the extra columns are not unique), as
+in PyTorch: a Tensor that requires grad raises ``GradientError``; use ``full_matrices=False``. QR is
+differentiable for $m \ge n$ (reduced).
 ``norm``'s subgradient at 0 is 0, as in PyTorch.
 """
 
@@ -57,6 +58,7 @@ from .ops import (
     max,
     min,
     power,
+    prod,
     reshape,
     sqrt,
     squeeze,
@@ -334,11 +336,38 @@ def _det_forward(a: np.ndarray) -> np.ndarray:
     return np.linalg.det(a)
 
 
+def _adjugate_parts(a: Any) -> tuple[Any, Any, Any, np.ndarray]:
+    r"""$U$, $\pi$, $V_h$ and $\det U \det V_h$ with
+    $\mathrm{adj}(A)^\top = \det U\det V_h\,U\,\mathrm{diag}(\pi)\,V_h$,
+    $\pi_i = \prod_{j \ne i} s_j$ (from $A = U\,\mathrm{diag}(s)\,V_h$): defined at singular matrices too."""
+    u, s, vh = _svd_pieces(a)
+    n = np.shape(s)[-1]
+    pi = prod(where(np.eye(n, dtype=bool), 1.0, unsqueeze(s, -2)), axis=-1)
+    sign = np.linalg.det(_data(u)) * np.linalg.det(_data(vh))
+    return u, pi, vh, np.asarray(sign)
+
+
+def _det_vjp(g: Any, ans: Any, a: Any) -> Any:
+    r"""$\bar A = \bar y\det(A)A^{-\top}$; at a singular matrix ($\det A = 0$) the cofactor matrix
+    $\bar y\,\mathrm{adj}(A)^\top$ from the SVD (PyTorch 2.13 returns 0 for some singular matrices)."""
+    g2 = unsqueeze(unsqueeze(g, -1), -1)
+    if np.any(_data(ans) == 0):
+        u, pi, vh, sign = _adjugate_parts(a)
+        return g2 * matmul(u * unsqueeze(pi, -2), vh) * sign[..., None, None]
+    return g2 * unsqueeze(unsqueeze(ans, -1), -1) * _mT(_inv(a))
+
+
+def _det_jvp(t: Any, ans: Any, a: Any) -> Any:
+    r"""$\dot y = \det(A)\,\mathrm{tr}(A^{-1}\dot A)$; at a singular matrix $\mathrm{tr}(\mathrm{adj}(A)\dot A)
+    = \det U\det V_h\sum_i \pi_i (U^\top\dot A V)_{ii}$."""
+    if np.any(_data(ans) == 0):
+        u, pi, vh, sign = _adjugate_parts(a)
+        return sum(pi * sum(u * matmul(t, _mT(vh)), axis=-2), axis=-1) * sign
+    return ans * _trace_solve(a, t)
+
+
 _det = Primitive("det", _det_forward, lambda out, a: _batch(a) * 2 * np.shape(a)[-1] ** 3 // 3,
-                 r"$\det A$", reads_output=True).defvjp(
-    # \bar A = \bar y \det(A) A^{-T}
-    lambda g, ans, a: unsqueeze(unsqueeze(g * ans, -1), -1) * _mT(_inv(a))).defjvp(
-    lambda t, ans, a: ans * _trace_solve(a, t))
+                 r"$\det A$", reads_output=True).defvjp(_det_vjp).defjvp(_det_jvp)
 
 _logabsdet = Primitive("logabsdet", lambda a: np.linalg.slogdet(a)[1],
                        lambda out, a: _batch(a) * 2 * np.shape(a)[-1] ** 3 // 3, r"$\log|\det A|$").defvjp(
@@ -356,7 +385,8 @@ def inv(a: Any) -> Any:
 
 def det(a: Any) -> Any:
     r"""$\det A$. $\bar A = \bar y \det(A)\,A^{-\top}$, $\dot y = \det(A)\,\mathrm{tr}(A^{-1}\dot A)$ (Giles 2008).
-    The gradient at an exactly singular matrix raises ``dm.LinAlgError`` (PyTorch returns the adjugate)."""
+    At an exactly singular matrix the gradient is the cofactor matrix $\mathrm{adj}(A)^\top$, from the SVD
+    (PyTorch 2.13 returns 0 there for some matrices, e.g. [[1, 2], [2, 4]])."""
     _check_square(a, "det")
     return _det(a)
 
