@@ -364,6 +364,10 @@ SECOND_ORDER = {
     "eigh": (lambda a: (L.eigh(a)[1][..., 0] * np.arange(1.0, 4.0)).sum() ** 2 + (L.eigvalsh(a) ** 3).sum(),
              "separated"),
     "svd": (lambda a: (L.svdvals(a) ** 3).sum() + L.svd(a, full_matrices=False)[0][0, 0] ** 2, "rect"),
+    "qr": (lambda a: (L.qr(a)[0][:, 0] ** 3).sum() + (L.qr(a)[1] ** 2).sum(), "rect"),
+    "pinv": (lambda a: (L.pinv(a) ** 3).sum(), "rect"),
+    "det": (lambda a: L.det(a) ** 2, "general"),
+    "inv": (lambda a: (L.inv(a) ** 3).sum(), "general"),
 }
 
 
@@ -501,3 +505,24 @@ def test_factorization_cache_sees_in_place_changes():
     a[0, 0] += 1.0  # same array object, new values: a new factorization
     np.testing.assert_allclose(L.eigvalsh(a), np.linalg.eigvalsh(a), rtol=1e-12)
     assert not np.allclose(w1, L.eigvalsh(a))
+
+
+def test_solve_backward_factorizes_once_and_solves_once():
+    """Forward: one LU and one solve; backward: A^{-T} g from the same LU, once for both VJP rules."""
+    rng = np.random.default_rng(2)
+    a, b = general(rng, (), 4), rng.standard_normal((4, 2))
+    linalg._cache.entries.clear()
+    solves, factors = [], []
+    real_solve, real_factor = linalg._solve.forward, linalg._sla.lu_factor
+    try:
+        linalg._solve.forward = lambda *args, **kw: solves.append(1) or real_solve(*args, **kw)
+        linalg._sla.lu_factor = lambda *args, **kw: factors.append(1) or real_factor(*args, **kw)
+        x, y = dm.tensor(a, requires_grad=True), dm.tensor(b, requires_grad=True)
+        (L.solve(x, y) ** 2).sum().backward()
+    finally:
+        linalg._solve.forward, linalg._sla.lu_factor = real_solve, real_factor
+    assert (len(solves), len(factors)) == (2, 1)
+    tx, ty = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    (torch.linalg.solve(tx, ty) ** 2).sum().backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(y.grad.data, ty.grad.numpy(), rtol=1e-10)
