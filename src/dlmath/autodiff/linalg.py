@@ -28,8 +28,10 @@ $\lambda_j - \lambda_i$ (resp. $\sigma_j^2 - \sigma_i^2$): at a repeated eigen/s
 defined. PyTorch returns inf/NaN there; dlmath raises ``dm.LinAlgError`` naming the function instead (the values'
 own gradients stay fine). A nearly repeated value gives large but finite results, as in PyTorch. The singular
 vectors of a non-square matrix also divide by the singular values: a zero singular value raises likewise.
-A singular matrix in ``solve``/``inv`` (and in the gradient of ``slogdet``; ``det``'s is the cofactor matrix)
-and a matrix that is not positive definite in ``cholesky`` raise ``dm.LinAlgError``, never a NaN.
+``solve`` keeps a's LU factors (SciPy's ``lu_factor``) in the same cache, so its backward pass solves with
+$A^\top$ without factorizing again, once for both VJP rules. A singular matrix in ``solve``/``inv`` (and in
+the gradient of ``slogdet``; ``det``'s is the cofactor matrix) and a matrix that is not positive definite in
+``cholesky`` raise ``dm.LinAlgError``, never a NaN.
 ``svd(full_matrices=True)`` of a non-square matrix is not differentiable (the extra columns are not unique), as
 in PyTorch: a Tensor that requires grad raises ``GradientError``; use ``full_matrices=False``. QR is
 differentiable for $m \ge n$ (reduced).
@@ -706,7 +708,8 @@ def qr(a: Any, mode: str = "reduced") -> tuple[Any, Any]:
 
 # ----- pseudo-inverse ----------------------------------------------------------------------------------------------
 def _pinv_extra(g: Any, p: Any, a: Any) -> Any:
-    r"""The two rank terms of the pinv VJP: $(I - AA^+)\bar Y^\top ... $ written out below."""
+    r"""The two rank terms of the pinv VJP (Golub & Pereyra 1973, transposed):
+    $(I - AA^+)\bar Y^\top A^+A^{+\top} + A^{+\top}A^+\bar Y^\top(I - A^+A)$."""
     pt = _mT(p)
     gt = _mT(g)
     # d(A^+) = -A^+ dA A^+ + A^+ A^{+T} dA^T (I - A A^+) + (I - A^+ A) dA^T A^{+T} A^+
