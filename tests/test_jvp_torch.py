@@ -684,6 +684,17 @@ def test_every_primitive_has_a_jvp_rule():
         assert has, f"primitive {name} ({p.name}) has no jvps, jvp_any or linear"
 
 
+def test_every_linalg_primitive_is_covered_and_has_a_jvp_rule():
+    """dm.linalg's primitives are tested in test_linalg_torch.py, whose COVERED must name each of them."""
+    from dlmath.autodiff import linalg
+    from test_linalg_torch import COVERED
+    prims = set(linalg.primitives())
+    assert len(prims) >= 10, sorted(prims)
+    assert prims == set(COVERED), f"linalg primitives without a test: {sorted(prims - set(COVERED))}, " \
+        f"named but gone: {sorted(set(COVERED) - prims)}"
+    assert not linalg.primitives_without_jvp()
+
+
 # ----- composites through jvp -------------------------------------------------------------------------------------
 COMPOSITE_REDUCTIONS = {
     "mean": (lambda x, ax, k: dm.mean(x, axis=ax, keepdims=k), lambda t, d, k: torch.mean(t, dim=d, keepdim=k), 0),

@@ -8,8 +8,8 @@ Layers of this package, bottom up (imports point one way): ``state`` (per-thread
 ``transforms`` (grad, vjp, jvp... on pytrees), ``gradcheck``, ``flops``.
 """
 
+from . import linalg, ops, special
 from . import methods as _methods  # noqa: F401  (attaches the Tensor's operators and methods)
-from . import ops, special
 from .core import Primitive, Tensor, as_tensor, primitive, tensor
 from .errors import (
     AllocationError,
@@ -20,6 +20,7 @@ from .errors import (
     GradientError,
     IndexOutOfRangeError,
     InplaceModificationError,
+    LinAlgError,
     ShapeError,
 )
 from .flops import FlopCounter, count_flops
@@ -173,6 +174,7 @@ __all__ = [
     "GradientError",
     "IndexOutOfRangeError",
     "InplaceModificationError",
+    "LinAlgError",
     "Primitive",
     "ShapeError",
     "Tensor",
@@ -246,6 +248,7 @@ __all__ = [
     "jacobian",
     "jvp",
     "kron",
+    "linalg",
     "log",
     "log1p",
     "log2",

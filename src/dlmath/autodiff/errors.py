@@ -46,3 +46,9 @@ class GradcheckError(DlmathError, AssertionError):
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class LinAlgError(DlmathError, RuntimeError):
+    """A linear-algebra failure: a singular matrix in solve/inv, a matrix that is not positive definite in
+    cholesky, a gradient that is not defined at a repeated eigen/singular value (as ``torch.linalg.LinAlgError``,
+    a RuntimeError; not a ValueError, so that it is not mistaken for a shape error)."""
