@@ -25,6 +25,11 @@ def test_the_api_tour_runs_and_its_results_are_right() -> None:
     p = np.exp(np.arange(4.0)) / np.exp(np.arange(4.0)).sum()
     np.testing.assert_allclose(scope["J"], np.diag(p) - np.outer(p, p), atol=1e-15)
     assert scope["report"].passed
+    A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    np.testing.assert_allclose(scope["ld"], np.linalg.inv(A).T, rtol=1e-13)  # d log|det A| / dA
+    assert [r.tolist() for r in scope["rows"]] == [[1.0, 2.0], [3.0, 4.0]]
+    np.testing.assert_allclose(scope["grads"]["w"], 2 * np.ones(3))
+    assert float(scope["grads"]["b"]) == 1.0 and scope["aux"] == "aux"
 
 
 def test_the_readme_commands_are_the_ones_ci_runs() -> None:
