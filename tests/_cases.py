@@ -1,5 +1,17 @@
 """Cases shared by the PyTorch-oracle tests of reverse mode (test_ops_torch) and forward mode (test_jvp_torch)."""
 
+import hypothesis.extra.numpy as hnp
+from hypothesis import strategies as st
+
+
+@st.composite
+def shape_and_axis(draw):
+    """A shape of 1-4 dimensions and a valid axis of it."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5))
+    return shape, draw(st.integers(-len(shape), len(shape) - 1))
+
+
+
 # einsum subscripts with operand shapes: explicit and implicit outputs, broadcast ellipses, 1-3 operands
 EINSUM_CASES = [
     ("ij,jk->ik", [(2, 3), (3, 4)]),

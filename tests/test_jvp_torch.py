@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 
 import dlmath as dm
 import dlmath.nn
-from _cases import EINSUM_CASES
+from _cases import EINSUM_CASES, shape_and_axis
 from dlmath.autodiff import ops, special
 from dlmath.autodiff.core import Primitive
 
@@ -390,12 +390,6 @@ def test_extremum_ties_share_the_tangent_like_torch_amax(name):
     a, b = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 4.0]]), np.array([1.0, 0.0, 3.0])
     pair, tpair = (ops.maximum, torch.maximum) if name == "max" else (ops.minimum, torch.minimum)
     check_jvp(pair, pair, tpair, a, b)
-
-
-@st.composite
-def shape_and_axis(draw):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5))
-    return shape, draw(st.integers(-len(shape), len(shape) - 1))
 
 
 @HYP

@@ -20,7 +20,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import dlmath as dm
-from _cases import EINSUM_CASES
+from _cases import EINSUM_CASES, shape_and_axis
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -336,12 +336,6 @@ def test_extremum_ties_share_gradient_like_torch_amax(name):
 
 
 # ----- softmax family -------------------------------------------------------------------------------------
-@st.composite
-def shape_and_axis(draw):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5))
-    return shape, draw(st.integers(-len(shape), len(shape) - 1))
-
-
 @HYP
 @given(sa=shape_and_axis(), seed=seeds)
 def test_softmax_and_log_softmax(sa, seed):

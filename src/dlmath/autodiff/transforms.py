@@ -352,17 +352,21 @@ def hvp(f: Function, x: Any, v: Any) -> Any:
     return jvp(grad(f), (x,), (v,))[1]
 
 
+def _check_jacobian_args(mode: str, argnums: Any) -> None:
+    if mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+    if not _single(argnums):
+        raise GradientError(f"jacobian and hessian take one argnum (an int), got {argnums!r}; "
+                            f"call them once per argument")
+
+
 def _jacobian_arrays(f: Function, argnums: int = 0, mode: str = "auto") -> Function:
     r"""The Jacobian $J_{ij} = \partial f_i/\partial x_j$, shaped ``out.shape + x.shape``.
 
     ``mode='reverse'`` uses one VJP per output element, ``'forward'`` one JVP per input
     element; ``'auto'`` picks the one needing fewer passes (forward when $n < m$).
     """
-    if mode not in ("auto", "forward", "reverse"):
-        raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
-    if not _single(argnums):
-        raise GradientError(f"jacobian and hessian take one argnum (an int), got {argnums!r}; "
-                            f"call them once per argument")
+    _check_jacobian_args(mode, argnums)
 
     def wrapped(*args: Any) -> Any:
         nums = _argnums(argnums, len(args))
@@ -682,11 +686,7 @@ def jacobian(f: Function, argnums: int = 0, mode: str = "auto", has_aux: bool = 
     output leaf, the argument's structure of blocks ``out_leaf.shape + x_leaf.shape`` (JAX's layout). With
     ``has_aux=True`` f returns ``(output, aux)`` and the result is ``(jacobian, aux)``.
     """
-    if mode not in ("auto", "forward", "reverse"):
-        raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
-    if not _single(argnums):
-        raise GradientError(f"jacobian and hessian take one argnum (an int), got {argnums!r}; "
-                            f"call them once per argument")
+    _check_jacobian_args(mode, argnums)
 
     def wrapped(*args: Any) -> Any:
         nums = _argnums(argnums, len(args))
