@@ -260,3 +260,25 @@ def test_a_dual_number_that_escaped_an_earlier_jvp_does_not_leak_its_tangent():
     # and outside any jvp, using it costs no tangent work and gives a plain value
     out = stale * 2.0
     assert out._tangent is None
+
+
+# ----- NumPy-style methods ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sin", "cos", "tan", "sinh", "cosh", "arctan", "arcsinh", "expm1", "log1p", "log2",
+                                  "log10", "exp2", "square", "reciprocal", "erf"])
+def test_elementwise_methods_match_numpy_and_differentiate_like_the_function(name):
+    x = np.array([0.3, 0.7, 1.2])
+    t = dm.tensor(x, requires_grad=True)
+    out = getattr(t, name)()
+    reference = {"square": np.square, "reciprocal": np.reciprocal, "erf": __import__("scipy.special").special.erf}
+    np.testing.assert_allclose(out.data, reference.get(name, getattr(np, name, None))(x), rtol=1e-14)
+    out.sum().backward()
+    np.testing.assert_allclose(t.grad.data, dm.grad(lambda v: dm.sum(getattr(dm, name)(v)))(x), rtol=1e-14)
+
+
+def test_in_place_remainder_under_no_grad():
+    t = dm.tensor([5.0, -3.0])
+    t %= 2.0
+    np.testing.assert_array_equal(t.data, np.remainder([5.0, -3.0], 2.0))
+    w = dm.tensor([1.0], requires_grad=True)
+    with pytest.raises(dm.InplaceModificationError, match="%="):
+        w %= 2.0

@@ -240,6 +240,9 @@ class Tensor:
     def __itruediv__(self, other: Any) -> Tensor:
         return self._inplace(np.divide, other, "in-place /=")
 
+    def __imod__(self, other: Any) -> Tensor:
+        return self._inplace(np.remainder, other, "in-place %=")
+
     def zero_(self) -> Tensor:
         self._check_inplace("zero_()")
         self.data[...] = 0

@@ -163,7 +163,10 @@ def attach() -> None:
         "itemsize": property(lambda self: self.data.itemsize),
         "flatten": lambda self: ops.reshape(self, (-1,)),
     })
-    for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs"):
+    # elementwise functions as methods, under the names NumPy's ufuncs and PyTorch's Tensor methods share
+    for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "tan", "sinh", "cosh",
+                 "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "expm1", "log1p", "log2", "log10",
+                 "exp2", "square", "reciprocal", "sign", "floor", "ceil", "round", "erf"):
         table[name] = _method(getattr(ops, name))
     for name, value in table.items():
         setattr(Tensor, name, value)
