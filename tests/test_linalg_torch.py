@@ -513,14 +513,15 @@ def test_solve_backward_factorizes_once_and_solves_once():
     a, b = general(rng, (), 4), rng.standard_normal((4, 2))
     linalg._cache.entries.clear()
     solves, factors = [], []
-    real_solve, real_factor = linalg._solve.forward, linalg._sla.lu_factor
+    sla = linalg._scipy_linalg()
+    real_solve, real_factor = linalg._solve.forward, sla.lu_factor
     try:
         linalg._solve.forward = lambda *args, **kw: solves.append(1) or real_solve(*args, **kw)
-        linalg._sla.lu_factor = lambda *args, **kw: factors.append(1) or real_factor(*args, **kw)
+        sla.lu_factor = lambda *args, **kw: factors.append(1) or real_factor(*args, **kw)
         x, y = dm.tensor(a, requires_grad=True), dm.tensor(b, requires_grad=True)
         (L.solve(x, y) ** 2).sum().backward()
     finally:
-        linalg._solve.forward, linalg._sla.lu_factor = real_solve, real_factor
+        linalg._solve.forward, sla.lu_factor = real_solve, real_factor
     assert (len(solves), len(factors)) == (2, 1)
     tx, ty = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
     (torch.linalg.solve(tx, ty) ** 2).sum().backward()

@@ -471,8 +471,8 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
     t.grad = None
     t._tangent = None
     t._version = version = _version_counter(data, args)
-    if record and sw.grad_enabled:
-        record = True
+    record = record and sw.grad_enabled
+    if record:
         if data.dtype.kind == "c":
             raise _complex_error(prim, args, data)
         if prim.reads_inputs:
@@ -486,7 +486,6 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], plain:
         t.requires_grad = True
         t._node = Node(prim, args, kwargs, versions, version[0])
     else:
-        record = False
         t.requires_grad = False
         t._node = None
     if dual and not sw.in_jvp_rule and sw.forward_trace is not None:

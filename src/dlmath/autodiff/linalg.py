@@ -47,7 +47,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.linalg as _sla
 
 from . import ops as _ops
 from .core import Primitive, Tensor
@@ -70,6 +69,13 @@ from .ops import (
     unsqueeze,
     where,
 )
+
+
+def _scipy_linalg() -> Any:
+    """scipy.linalg, imported on first use: it takes about 0.3 s, which `import dlmath` should not pay."""
+    import scipy.linalg
+
+    return scipy.linalg
 
 __all__ = [
     "cholesky", "det", "eigh", "eigvalsh", "inv", "matrix_power", "norm", "pinv", "qr", "slogdet", "solve",
@@ -189,8 +195,8 @@ def _lu(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """LU factors of a (batched), computed once per matrix (the cache), or LinAlgError if a is singular."""
     def compute(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", _sla.LinAlgWarning)  # exact singularity: checked just below
-            lu, piv = _sla.lu_factor(x, check_finite=False)
+            warnings.simplefilter("ignore", _scipy_linalg().LinAlgWarning)  # exact singularity: checked just below
+            lu, piv = _scipy_linalg().lu_factor(x, check_finite=False)
         if np.any(np.diagonal(lu, axis1=-2, axis2=-1) == 0):
             raise LinAlgError(f"solve: the matrix a of shape {x.shape} is singular")
         return lu, piv
@@ -208,7 +214,8 @@ def _solve_forward(a: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.
     if batch != b.shape[:-2]:
         b = np.broadcast_to(b, batch + b.shape[-2:])
     dtype = np.result_type(a.dtype, b.dtype, np.float32)
-    out = _sla.lu_solve((lu, piv), b, trans=1 if transpose else 0, check_finite=False).astype(dtype, copy=False)
+    out = _scipy_linalg().lu_solve((lu, piv), b, trans=1 if transpose else 0, check_finite=False)
+    out = out.astype(dtype, copy=False)
     return _finite_or_raise(out, "solve", a)
 
 
@@ -256,10 +263,10 @@ def _solve_tri_forward(a: np.ndarray, b: np.ndarray, lower: bool = True) -> np.n
                           f"(a zero on its diagonal)")
     dtype = np.result_type(a.dtype, b.dtype, np.float32)
     if not batch:
-        return _sla.solve_triangular(a, b, lower=lower, check_finite=False).astype(dtype, copy=False)
+        return _scipy_linalg().solve_triangular(a, b, lower=lower, check_finite=False).astype(dtype, copy=False)
     out = np.empty(batch + (a.shape[-1], b.shape[-1]), dtype=dtype)
     for i in np.ndindex(*batch):
-        out[i] = _sla.solve_triangular(a[i], b[i], lower=lower, check_finite=False)
+        out[i] = _scipy_linalg().solve_triangular(a[i], b[i], lower=lower, check_finite=False)
     return out
 
 

@@ -91,10 +91,6 @@ def _depends_on_outer(out: Tensor, level: int) -> bool:
     return any(t._node is None and getattr(t, "level", 0) < level for t in topological_order([out]))
 
 
-def _on_outer_tape(x: Any, level: int) -> bool:
-    return isinstance(x, Tensor) and x.requires_grad and switches.grad_enabled and _depends_on_outer(x, level)
-
-
 def _out(x: Any, nested: bool) -> Any:
     """What a transform returns: arrays at top level, Tensors when nested."""
     if nested:
@@ -370,16 +366,13 @@ def _jacobian_arrays(f: Function, argnums: int = 0, mode: str = "auto") -> Funct
 
     def wrapped(*args: Any) -> Any:
         nums = _argnums(argnums, len(args))
-        k = nums[0]
-        n = int(np.size(unwrap(args[k])))
-        use_forward = mode == "forward"
-        if mode == "auto":  # one evaluation to learn the output size m
-            with no_grad():
-                m = int(np.size(unwrap(f(*args))))
-            use_forward = n < m
-        if use_forward:
-            return _jacobian_forward(f, args, k)
-        return _jacobian_reverse(f, args, nums)
+        if mode == "forward":
+            return _jacobian_forward(f, args, nums[0])
+        # reverse mode's recorded evaluation also tells 'auto' the output size m; forward mode wins when n < m
+        call = _call(f, args, {}, nums)
+        if mode == "auto" and call[1][0].size < call[0].size:
+            return _jacobian_forward(f, args, nums[0])
+        return _jacobian_reverse(*call)
     wrapped.__name__ = f"jacobian({getattr(f, '__name__', 'f')})"
     return wrapped
 
@@ -387,9 +380,9 @@ def _jacobian_arrays(f: Function, argnums: int = 0, mode: str = "auto") -> Funct
 def _jacobian_forward(f: Function, args: Sequence[Any], k: int) -> Any:
     """One JVP per input element: the columns $J e_j$."""
     x = args[k]
-    shape, n = np.shape(unwrap(x)), int(np.size(unwrap(x)))
-    dtype = np.result_type(np.asarray(unwrap(x)).dtype, np.float64) if np.asarray(unwrap(x)).dtype.kind != "f" \
-        else np.asarray(unwrap(x)).dtype
+    arr = np.asarray(unwrap(x))
+    shape, n = arr.shape, arr.size
+    dtype = arr.dtype if arr.dtype.kind == "f" else np.float64  # integer inputs are differentiated as float64
 
     def along(*xs: Any) -> Any:
         call = list(args)
@@ -406,15 +399,12 @@ def _jacobian_forward(f: Function, args: Sequence[Any], k: int) -> Any:
         with no_grad():
             out = f(*args)
         return np.zeros(np.shape(unwrap(out)) + shape, dtype=dtype)
-    if not columns:
-        return np.zeros(np.shape(unwrap(out)) + shape)
     stacked = ops.stack(columns, axis=-1)
     return ops.reshape(stacked, np.shape(unwrap(out)) + shape)
 
 
-def _jacobian_reverse(f: Function, args: Sequence[Any], nums: tuple[int, ...]) -> Any:
-    """One VJP per output element: the rows $J^\top e_i$."""
-    out, leaves, nested = _call(f, args, {}, nums)
+def _jacobian_reverse(out: Tensor, leaves: list[Tensor], nested: bool) -> Any:
+    """One VJP per output element of a recorded call (see `_call`): the rows $J^\top e_i$."""
     (x,) = leaves
     m = out.size
     if not out.requires_grad or m == 0 or x.size == 0:
