@@ -17,3 +17,19 @@ __all__ = [
     "MLP", "Identity", "IncompatibleKeys", "Linear", "Module", "ModuleList", "Parameter", "Sequential",
     "StateDictError", "cross_entropy", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
 ]
+
+from . import conv_math
+from .conv_math import (
+    conv2d_parameter_count,
+    conv2d_toeplitz_matrix,
+    conv_output_size,
+    convolution_riemann_sum,
+    linear_parameter_count,
+    receptive_field,
+    toeplitz_conv2d,
+)
+
+__all__ += [
+    "conv2d_parameter_count", "conv2d_toeplitz_matrix", "conv_math", "conv_output_size", "convolution_riemann_sum",
+    "linear_parameter_count", "receptive_field", "toeplitz_conv2d",
+]
