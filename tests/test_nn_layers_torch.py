@@ -292,3 +292,99 @@ def test_dropout_probability_is_validated(p) -> None:
         nn.Dropout(p)
     with pytest.raises(ValueError, match="between 0 and 1"):
         F.dropout(np.ones(3), p)
+
+
+# ----- losses ------------------------------------------------------------------------------------------
+REDUCTIONS = st.sampled_from(["mean", "sum", "none"])
+
+
+@given(n=st.integers(1, 5), c=st.integers(2, 5), extra=st.sampled_from([(), (3,), (2, 2)]), reduction=REDUCTIONS,
+       weighted=st.booleans(), ignore=st.booleans(), smoothing=st.sampled_from([0.0, 0.1, 0.5]),
+       seed=st.integers(0, 2**31))
+@FEW
+def test_cross_entropy_and_nll_match_torch(n, c, extra, reduction, weighted, ignore, smoothing, seed) -> None:
+    rng = np.random.default_rng(seed)
+    x = 3 * rng.standard_normal((n, c, *extra))
+    y = rng.integers(0, c, (n, *extra))
+    if ignore:
+        y.flat[0] = -100
+        if y.size == 1:
+            y.flat[0] = 1  # an all-ignored mean is 0/0 in both libraries
+    w = rng.uniform(0.5, 2, c) if weighted else None
+    tw = None if w is None else torch.tensor(w)
+    ty = torch.tensor(y)
+    compare(lambda x: F.cross_entropy(x, y, w, reduction=reduction, label_smoothing=smoothing),
+            lambda t: TF.cross_entropy(t, ty, tw, reduction=reduction, label_smoothing=smoothing), x, **TOL)
+    compare(lambda x: F.nll_loss(F.log_softmax(x, 1), y, w, reduction=reduction),
+            lambda t: TF.nll_loss(TF.log_softmax(t, 1), ty, tw, reduction=reduction), x, **TOL)
+    m, tm = nn.CrossEntropyLoss(w, reduction=reduction, label_smoothing=smoothing), torch.nn.CrossEntropyLoss(
+        tw, reduction=reduction, label_smoothing=smoothing)
+    _close(m(x, y), tm(torch.tensor(x), ty))
+    _close(nn.NLLLoss(w, reduction=reduction)(x, y), torch.nn.NLLLoss(tw, reduction=reduction)(torch.tensor(x), ty))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_with_probability_targets(smoothing) -> None:
+    rng = np.random.default_rng(8)
+    x, q = rng.standard_normal((4, 3, 2)), rng.dirichlet(np.ones(3), (4, 2)).transpose(0, 2, 1)
+    w = rng.uniform(0.5, 2, 3)
+    for reduction in ("mean", "sum", "none"):
+        compare(lambda x: F.cross_entropy(x, q, w, reduction=reduction, label_smoothing=smoothing),
+                lambda t: TF.cross_entropy(t, torch.tensor(q), torch.tensor(w), reduction=reduction,
+                                           label_smoothing=smoothing), x, **TOL)
+
+
+def test_cross_entropy_unbatched_and_large_logits() -> None:
+    x = np.array([1e4, -1e4, 0.0])
+    compare(lambda x: F.cross_entropy(x, np.array(1)), lambda t: TF.cross_entropy(t, torch.tensor(1)), x, **TOL)
+    big = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 2e4]])
+    yb = np.array([1, 0])
+    loss = F.cross_entropy(dm.tensor(big, requires_grad=True), yb)
+    assert np.isfinite(loss.data) and abs(float(loss.data) - 2e4) < 1e-6 * 2e4
+    compare(lambda x: F.cross_entropy(x, yb), lambda t: TF.cross_entropy(t, torch.tensor(yb)), big, **TOL)
+    compare(lambda x: F.binary_cross_entropy_with_logits(x, np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.5]])),
+            lambda t: TF.binary_cross_entropy_with_logits(t, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.5]],
+                                                                          dtype=torch.float64)), big, **TOL)
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), reduction=REDUCTIONS, weighted=st.booleans(),
+       pos=st.booleans(), seed=st.integers(0, 2**31))
+@FEW
+def test_bce_with_logits_and_mse_match_torch(shape, reduction, weighted, pos, seed) -> None:
+    rng = np.random.default_rng(seed)
+    x, t = 4 * rng.standard_normal(shape), rng.uniform(0, 1, shape)
+    w = rng.uniform(0.5, 2, shape) if weighted else None
+    pw = rng.uniform(0.5, 3, shape[-1]) if pos else None
+    tt = torch.tensor(t)
+    tw, tpw = (None if w is None else torch.tensor(w)), (None if pw is None else torch.tensor(pw))
+    compare(lambda x: F.binary_cross_entropy_with_logits(x, t, w, reduction, pw),
+            lambda a: TF.binary_cross_entropy_with_logits(a, tt, tw, reduction=reduction, pos_weight=tpw), x, **TOL)
+    compare(lambda x: F.mse_loss(x, t, reduction), lambda a: TF.mse_loss(a, tt, reduction=reduction), x, **TOL)
+    _close(nn.BCEWithLogitsLoss(w, reduction, pw)(x, t),
+           torch.nn.BCEWithLogitsLoss(None if w is None else torch.tensor(w), reduction=reduction,
+                                      pos_weight=None if pw is None else torch.tensor(pw))(torch.tensor(x), tt))
+    _close(nn.MSELoss(reduction)(x, t), torch.nn.MSELoss(reduction=reduction)(torch.tensor(x), tt))
+
+
+def test_losses_gradcheck() -> None:
+    rng = np.random.default_rng(9)
+    x, y, w = rng.standard_normal((3, 4, 2)), rng.integers(0, 4, (3, 2)), rng.uniform(0.5, 2, 4)
+    t = rng.uniform(0, 1, (3, 4, 2))
+    dm.gradcheck(lambda x: F.cross_entropy(x, y, w, label_smoothing=0.1), x)
+    dm.gradcheck(lambda x: F.nll_loss(x, y, w), x)
+    dm.gradcheck(lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=np.full(2, 2.0)), x, t)
+    dm.gradcheck(lambda x, t: F.mse_loss(x, t), x, t)
+
+
+def test_loss_errors_are_clear() -> None:
+    x = np.zeros((2, 3))
+    with pytest.raises(dm.IndexOutOfRangeError, match="target 3 is out of bounds for 3 classes"):
+        F.cross_entropy(x, np.array([0, 3]))
+    with pytest.raises(dm.ShapeError, match=r"target of shape \(3,\) does not fit input of shape \(2, 3\)"):
+        F.cross_entropy(x, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="reduction"):
+        F.mse_loss(x, x, reduction="avg")
+    with pytest.raises(dm.DtypeError, match="integer class targets"):
+        F.nll_loss(x, np.array([0.0, 1.0]))
+    with pytest.warns(UserWarning, match="broadcast"):
+        F.mse_loss(x, np.zeros(3))

@@ -10,9 +10,10 @@ from . import functional, init
 from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .dropout import Dropout, Dropout1d, Dropout2d
+from .functional.loss import cross_entropy, mse_loss
 from .init import manual_seed
 from .linear import Identity, Linear
-from .losses import cross_entropy, mse_loss
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .mlp import MLP, mlp_logits
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
 from .normalization import LayerNorm
@@ -20,8 +21,10 @@ from .normalization import LayerNorm
 __all__ = [
     "GELU",
     "MLP",
+    "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
+    "CrossEntropyLoss",
     "Dropout",
     "Dropout1d",
     "Dropout2d",
@@ -32,8 +35,10 @@ __all__ = [
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
+    "MSELoss",
     "Module",
     "ModuleList",
+    "NLLLoss",
     "Parameter",
     "ReLU",
     "Sequential",
