@@ -18,6 +18,7 @@ import dlmath as dm
 from dlmath import chapters
 from dlmath import verify as vf
 from dlmath.chapters import dropout as dp
+from dlmath.nn import functional as F
 from dlmath.nn import init as nn_init
 
 Breaker = Callable[[pytest.MonkeyPatch], None]
@@ -25,7 +26,7 @@ Breaker = Callable[[pytest.MonkeyPatch], None]
 
 def _dropout_with(keep_prob: Callable[[float], float], scale: Callable[[float], float]) -> Callable[..., Any]:
     """A wrong dropout: keeps with probability keep_prob(p) and multiplies by scale(p)."""
-    def wrong(x: Any, p: float = 0.5, training: bool = True) -> Any:
+    def wrong(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False, generator: Any = None) -> Any:
         if not training:
             return x
         shape = np.shape(getattr(x, "data", x))
@@ -36,12 +37,12 @@ def _dropout_with(keep_prob: Callable[[float], float], scale: Callable[[float], 
 
 def _classical_dropout_in_training(mp: pytest.MonkeyPatch) -> None:
     # no 1/(1-p) rescaling: E[h~] = (1-p) h
-    mp.setattr(dp, "dropout", _dropout_with(lambda p: 1 - p, lambda p: 1.0))
+    mp.setattr(F, "dropout", _dropout_with(lambda p: 1 - p, lambda p: 1.0))
 
 
 def _p_read_as_retain_probability(mp: pytest.MonkeyPatch) -> None:
     # Srivastava et al.'s convention (p = retain probability) mixed with PyTorch's (p = drop probability)
-    mp.setattr(dp, "dropout", _dropout_with(lambda p: p, lambda p: 1 / (1 - p)))
+    mp.setattr(F, "dropout", _dropout_with(lambda p: p, lambda p: 1 / (1 - p)))
 
 
 def _multiply_rule_off_by_10pc(mp: pytest.MonkeyPatch) -> None:
@@ -67,10 +68,27 @@ def _arithmetic_instead_of_geometric_mean(mp: pytest.MonkeyPatch) -> None:
 
 
 def _mc_variance_without_the_mean(mp: pytest.MonkeyPatch) -> None:
-    def wrong(forward: Callable[[np.ndarray], Any], x: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
-        out = np.asarray(forward(np.repeat(x[None], T, axis=0)).data)
+    def wrong(model: Any, x: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+        model.train()
+        out = np.asarray(model(np.repeat(x[None], T, axis=0)).data)
+        model.eval()
         return out.mean(axis=0), np.mean(out**2, axis=0)
     mp.setattr(dp, "mc_dropout_predict", wrong)
+
+
+def _mc_dropout_leaves_the_model_in_training_mode(mp: pytest.MonkeyPatch) -> None:
+    # the module's MCDropout.forward: a correct estimate, but BatchNorm layers would now train
+    right = dp.mc_dropout_predict
+
+    def leaves_train_mode(model: Any, x: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+        out = right(model, x, T)
+        model.train()
+        return out
+    mp.setattr(dp, "mc_dropout_predict", leaves_train_mode)
+
+
+def _elementwise_instead_of_channel_masks(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(F, "dropout2d", lambda x, p=0.5, training=True, inplace=False, generator=None: F.dropout(x, p, training))
 
 
 def _entropy_missing_a_term(mp: pytest.MonkeyPatch) -> None:
@@ -86,6 +104,7 @@ BREAKERS: dict[str, Breaker] = {
     "dropout.gal-variational-family": _p_read_as_retain_probability,
     "dropout.bernoulli-entropy": _entropy_missing_a_term,
     "dropout.dropconnect": _p_read_as_retain_probability,
+    "dropout.spatial-dropout": _elementwise_instead_of_channel_masks,
 }
 
 
@@ -100,7 +119,7 @@ def _run(claim_id: str, seed: int = 0) -> vf.Result:
 
 def test_every_claim_has_a_breaker() -> None:
     registered = set(_chapter_claims())
-    assert len(registered) >= 8
+    assert len(registered) >= 9
     assert registered == set(BREAKERS), (
         f"claims without a breaker: {sorted(registered - set(BREAKERS))}; "
         f"breakers of no claim: {sorted(set(BREAKERS) - registered)}")
@@ -135,3 +154,9 @@ def test_printed_forms_fail_beside_the_corrections() -> None:
         ev = _run(cid).evidence
         assert ev is not None and ev.passed and ev.printed_passed is False, (cid, ev)
 
+
+
+def test_mc_dropout_fails_when_the_model_is_left_in_training_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    _mc_dropout_leaves_the_model_in_training_mode(monkeypatch)
+    ev = _run("dropout.mc-dropout").evidence
+    assert ev is not None and ev.main_passed and not ev.passed

@@ -14,13 +14,14 @@ own seed, so every run is reproducible.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import dlmath as dm
 
+from .. import nn
+from ..nn import functional as F
 from ..nn import init as nn_init
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
@@ -31,20 +32,7 @@ Z_REASON = ("Monte Carlo: every estimate is compared with its exact value in uni
             "while a 10% error in the subject gives z in the tens")
 
 
-# ----- the subject: dropout as dlmath computes it -----------------------------------------------------
-def dropout(x: Any, p: float = 0.5, training: bool = True) -> Any:
-    r"""Inverted dropout $\tilde h = h\odot m/(1-p)$, $m\sim\mathrm{Bernoulli}(1-p)$, identity when not training.
-
-    Drawn from dlmath's default generator (`dlmath.nn.init.default_generator`), like
-    ``torch.nn.functional.dropout`` draws from torch's. Srivastava et al. (2014), JMLR 15.
-    """
-    if not training or p == 0.0:
-        return x
-    shape = np.shape(getattr(x, "data", x))
-    keep = (nn_init.default_generator().random(shape) >= p).astype(np.float64)
-    return dm.multiply(x, keep * (1.0 / (1.0 - p)))
-
-
+# ----- helpers -------------------------------------------------------------------------------------------
 def _seeded(seed: int) -> None:
     """Reset dlmath's default generator: masks drawn after this are a function of ``seed`` only."""
     nn_init.manual_seed(seed)
@@ -94,13 +82,22 @@ def bernoulli_entropy(p: np.ndarray | float) -> np.ndarray:
     return -(p * np.log(p) + (1 - p) * np.log1p(-p))
 
 
-def mc_dropout_predict(forward: Callable[[np.ndarray], Any], x: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+def mc_dropout_predict(model: nn.Module, x: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
     r"""MC dropout: $\hat\mu = \frac1T\sum_t f(x; W_t)$ and $\hat\sigma^2 = \frac1T\sum_t f(x;W_t)^2 - \hat\mu^2$.
 
-    ``forward`` runs the network with dropout active (a fresh mask per call and per row);
-    the T passes are one batch of T copies of x. Gal & Ghahramani (2016), ICML, eq. (7)-(8).
+    Only the model's Dropout layers are put in training mode (a fresh mask per pass; the T
+    passes are one batch of T copies of x), and every layer's mode is restored afterwards: a
+    BatchNorm layer must keep its running statistics. Gal & Ghahramani (2016), ICML, eq. (7)-(8).
     """
-    out = _data(forward(np.repeat(x[None], T, axis=0)))
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        for m in model.modules():
+            m.training = isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d))
+        with dm.no_grad():
+            out = _data(model(np.repeat(x[None], T, axis=0)))
+    finally:
+        for m, mode in modes:
+            m.training = mode
     mean = out.mean(axis=0)
     return mean, np.mean(out**2, axis=0) - mean**2
 
@@ -130,7 +127,7 @@ def inverted_expectation(ctx: RunContext) -> Evidence:
     for p in (0.2, 0.5):
         q = 1.0 - p
         _seeded(ctx.seed)
-        out = _data(dropout(np.tile(h, (N, 1)), p))
+        out = _data(F.dropout(np.tile(h, (N, 1)), p))
         # the variance through the second moment E[h~^2] = h^2 + Var (its estimator's SE is never degenerate,
         # unlike the sample variance's delta-method SE, which vanishes at p = 1/2)
         sq = out**2
@@ -141,7 +138,8 @@ def inverted_expectation(ctx: RunContext) -> Evidence:
         kept = float(np.mean(out != 0))
         z_keep = max(z_keep, abs(kept - q) / np.sqrt(p * q / out.size))
     x = rng.standard_normal((3, d))
-    eval_err = float(np.max(np.abs(_data(dropout(x, 0.5, training=False)) - x)))
+    eval_err = max(float(np.max(np.abs(_data(nn.Dropout(0.5).eval()(x)) - x))),
+                   float(np.max(np.abs(_data(F.dropout(x, 0.5, training=False)) - x))))
     return Evidence.at_most(
         z_worst, Z_TOL, Z_REASON,
         f"d={d} units, N={N} draws, p in (0.2, 0.5): max |z| of the per-unit sample mean against h and of the "
@@ -152,7 +150,8 @@ def inverted_expectation(ctx: RunContext) -> Evidence:
             CrossCheck("values-0-or-h/(1-p)", support_err, 4 * F64_EPS,
                        "each entry is exactly 0 or h/(1-p): one rounding of the product"),
             CrossCheck("kept-fraction", z_keep, Z_TOL, "kept fraction vs 1-p in binomial standard errors; " + Z_REASON),
-            CrossCheck("identity-at-test-time", eval_err, 0.0, "training=False returns the input unchanged"),
+            CrossCheck("identity-at-test-time", eval_err, 0.0,
+                       "nn.Dropout in eval mode and F.dropout(training=False) return the input unchanged"),
         ))
 
 
@@ -169,7 +168,7 @@ def backward_mask(ctx: RunContext) -> Evidence:
     g = rng.standard_normal(x.shape)
     _seeded(ctx.seed)
     xt = dm.tensor(x, requires_grad=True)
-    out = dropout(xt, p)
+    out = F.dropout(xt, p)
     dm.sum(out * g).backward()
     grad = xt.grad.data
     m = (_data(out) != 0).astype(np.float64)
@@ -177,7 +176,7 @@ def backward_mask(ctx: RunContext) -> Evidence:
 
     def loss(xx: np.ndarray) -> float:  # the same mask: the generator is reset before each draw
         _seeded(ctx.seed)
-        return float(np.sum(_data(dropout(xx, p)) * g))
+        return float(np.sum(_data(F.dropout(xx, p)) * g))
     V, step = rng.standard_normal(x.shape), 1e-3  # the loss is linear in x for a fixed mask: no truncation error
     fd = (loss(x + step * V) - loss(x - step * V)) / (2 * step)
     fd_err = abs(fd - float(np.sum(grad * V))) / (np.linalg.norm(grad) * np.linalg.norm(V))
@@ -217,7 +216,7 @@ def linear_regression_penalty(ctx: RunContext) -> Evidence:
     # Monte Carlo through dlmath's dropout, p = 0.5
     p, T = 0.5, (100_000 if ctx.thorough else 20_000)
     _seeded(ctx.seed)
-    Wt = _data(dropout(np.tile(w, (T, 1)), p))
+    Wt = _data(F.dropout(np.tile(w, (T, 1)), p))
     losses = np.sum((y - Wt @ X.T) ** 2, axis=1)
     z_mc = abs(losses.mean() - dropout_linear_regression_expected_loss(X, y, w / (1 - p), p)) / (
         losses.std(ddof=1) / np.sqrt(T))
@@ -263,7 +262,9 @@ def geometric_mean(ctx: RunContext) -> Evidence:
         P = mask_probabilities(masks, p)
         logp = _data(dm.log_softmax(dm.matmul(masks * x / q, W.T) + b, axis=-1))   # every sub-network
         G = normalised_geometric_mean(logp, P)
-        test = _data(dm.softmax(dm.matmul(dropout(x, p, training=False), W.T) + b, axis=-1))
+        test_net = nn.Sequential(nn.Dropout(p), nn.Linear(n, k)).double()
+        test_net.load_state_dict({"1.weight": W, "1.bias": b})
+        test = _data(dm.softmax(test_net.eval()(x), axis=-1))
         worst = max(worst, float(np.max(np.abs(G - test))))
         arith_gap = max(arith_gap, float(np.max(np.abs(P @ np.exp(logp) - test))))
         # with a hidden tanh layer before the dropped units the rule is only approximate
@@ -296,8 +297,9 @@ def mc_dropout(ctx: RunContext) -> Evidence:
     W2, b2 = rng.standard_normal((1, H)), rng.standard_normal(1)
     x = rng.standard_normal(d_in)
 
-    def forward(X: np.ndarray) -> Any:
-        return dm.matmul(dropout(dm.tanh(dm.matmul(X, W1.T) + b1), p), W2.T) + b2
+    model = nn.Sequential(nn.Linear(d_in, H), nn.Tanh(), nn.Dropout(p), nn.Linear(H, 1)).double()
+    model.load_state_dict({"0.weight": W1, "0.bias": b1, "3.weight": W2, "3.bias": b2})
+    model.eval()
     hid = np.tanh(W1 @ x + b1)
     masks = _all_masks(H)
     P = mask_probabilities(masks, p)
@@ -307,12 +309,12 @@ def mc_dropout(ctx: RunContext) -> Evidence:
     m4 = float(P @ (outs - mu) ** 4)
     T = 40_000 if ctx.thorough else 4_000
     _seeded(ctx.seed)
-    mean_hat, var_hat = mc_dropout_predict(forward, x, T)
+    mean_hat, var_hat = mc_dropout_predict(model, x, T)
     z_mean = abs(float(mean_hat[0]) - mu) / np.sqrt(var / T)
     z_var = abs(float(var_hat[0]) - var) / np.sqrt((m4 - var**2) / T)
     # convergence: RMS error of the mean over R repeats, for growing T; slope of log-log
     R, Ts = 40, (64, 256, 1024, 4096)
-    rms = [float(np.sqrt(np.mean([(mc_dropout_predict(forward, x, t)[0][0] - mu) ** 2 for _ in range(R)])))
+    rms = [float(np.sqrt(np.mean([(mc_dropout_predict(model, x, t)[0][0] - mu) ** 2 for _ in range(R)])))
            for t in Ts]
     slope = float(np.polyfit(np.log(Ts), np.log(rms), 1)[0])
     return Evidence.at_most(
@@ -322,7 +324,9 @@ def mc_dropout(ctx: RunContext) -> Evidence:
         f"(z={z_mean:.2f}, SE sqrt(var/T)), variance {float(var_hat[0]):.4f} (z={z_var:.2f}, SE from the exact "
         f"fourth moment). RMS error of the mean over {R} repeats at T={Ts}: "
         + ", ".join(f"{r:.3g}" for r in rms) + f"; log-log slope {slope:.3f} (T^-1/2 predicts -0.5).",
-        cross_checks=(CrossCheck("convergence-rate", abs(slope + 0.5), 0.15,
+        cross_checks=(CrossCheck("modes-restored", float(any(m.training for m in model.modules())), 0.0,
+                                 "after MC dropout every layer is back in eval mode (0 = restored)"),
+                      CrossCheck("convergence-rate", abs(slope + 0.5), 0.15,
                                  f"each RMS over R={R} repeats has relative SE ~1/sqrt(2R) = 0.11; over a log-T span "
                                  "of 4.2 the slope's SE is ~0.04; 0.15 is ~4 SE"),))
 
@@ -341,7 +345,7 @@ def gal_variational_family(ctx: RunContext) -> Evidence:
     M, x = rng.standard_normal((n_out, n_in)), rng.standard_normal(n_in)
     T = 200_000 if ctx.thorough else 20_000
     _seeded(ctx.seed)
-    Y = q * _data(dm.matmul(dropout(np.tile(x, (T, 1)), p), M.T))   # classical (non-inverted) dropout on inputs
+    Y = q * _data(dm.matmul(F.dropout(np.tile(x, (T, 1)), p), M.T))   # classical (non-inverted) dropout on inputs
 
     def z_moments(mean: np.ndarray, cov: np.ndarray) -> float:
         m = Y.mean(axis=0)
@@ -397,7 +401,7 @@ def dropconnect(ctx: RunContext) -> Evidence:
     W, x = rng.standard_normal((n_out, n_in)), rng.standard_normal(n_in)
     T = 200_000 if ctx.thorough else 20_000
     _seeded(ctx.seed)
-    Y = _data(dm.einsum("tij,j->ti", dropout(np.broadcast_to(W, (T, n_out, n_in)).copy(), p), x))
+    Y = _data(dm.einsum("tij,j->ti", F.dropout(np.broadcast_to(W, (T, n_out, n_in)).copy(), p), x))
     m = Y.mean(axis=0)
     D = Y - m
     prods = D[:, :, None] * D[:, None, :]
@@ -409,3 +413,32 @@ def dropconnect(ctx: RunContext) -> Evidence:
         f"W ({n_out}x{n_in}), p={p}, T={T}: max |z| of the output mean and covariance against Wx and "
         f"(p/q) diag(sum_j W_ij^2 x_j^2) = {z:.2f}. Unit dropout on x shares one mask across outputs, so its "
         f"outputs are correlated: off-diagonal covariance (p/q) sum_j W_ij W_kj x_j^2.")
+
+
+@claim("dropout.spatial-dropout",
+       title="Spatial dropout drops whole channels and scales the rest by 1/(1-p)",
+       statement=r"\tilde x_{n,c,:,:} = x_{n,c,:,:}\,m_{n,c}/(1-p),\ m_{n,c}\sim\mathrm{Bernoulli}(1-p):\ "
+                 r"\mathbb E[\tilde x] = x",
+       source="Tompson et al. (2015), Efficient Object Localization Using Convolutional Networks, CVPR")
+def spatial_dropout(ctx: RunContext) -> Evidence:
+    """Chapter C12: F.dropout2d's masks are constant per (sample, channel); kept fraction and mean by MC."""
+    rng = ctx.rng
+    N, C, p = (20_000 if ctx.thorough else 2_000), 6, 0.3
+    q = 1.0 - p
+    x = rng.uniform(0.5, 2.0, (1, C, 4, 4))
+    _seeded(ctx.seed)
+    out = _data(F.dropout2d(np.repeat(x, N, axis=0), p))
+    scaled = x / q
+    # each feature map is all zeros or all x/q
+    per_map = np.minimum(np.max(np.abs(out), axis=(2, 3)), np.max(np.abs(out - scaled), axis=(2, 3)))
+    structure_err = float(np.max(per_map) / np.max(scaled))
+    kept = (np.max(np.abs(out), axis=(2, 3)) > 0).mean()
+    z_keep = abs(kept - q) / np.sqrt(p * q / (N * C))
+    z_mean = _z(out.mean(axis=0), x[0], out.std(axis=0, ddof=1) / np.sqrt(N))
+    return Evidence.at_most(
+        structure_err, 4 * F64_EPS, "each map is exactly 0 or x/(1-p): one rounding of the product",
+        f"{N} samples of a ({C}, 4, 4) input, p={p}: every feature map all zero or all x/(1-p) (max deviation "
+        f"{structure_err:.1e}); kept fraction {kept:.4f} (z={z_keep:.2f}); per-element mean vs x: max |z| = "
+        f"{z_mean:.2f}.",
+        cross_checks=(CrossCheck("kept-fraction", z_keep, Z_TOL, Z_REASON),
+                      CrossCheck("mean", z_mean, Z_TOL, Z_REASON)))
