@@ -91,6 +91,12 @@ def _elementwise_instead_of_channel_masks(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(F, "dropout2d", lambda x, p=0.5, training=True, inplace=False, generator=None: F.dropout(x, p, training))
 
 
+def _fisher_weights_ignored(mp: pytest.MonkeyPatch) -> None:
+    # plain L2 with the logistic curvature at eta = 0 (1/4) for every datum
+    mp.setattr(dp, "dropout_glm_quadratic_penalty",
+               lambda X, eta, w, p: float(0.5 * p / (1 - p) * 0.25 * np.sum(np.sum(X * X, axis=0) * w * w)))
+
+
 def _entropy_missing_a_term(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(dp, "bernoulli_entropy", lambda p: -np.asarray(p, dtype=np.float64) * np.log(p))
 
@@ -105,6 +111,7 @@ BREAKERS: dict[str, Breaker] = {
     "dropout.bernoulli-entropy": _entropy_missing_a_term,
     "dropout.dropconnect": _p_read_as_retain_probability,
     "dropout.spatial-dropout": _elementwise_instead_of_channel_masks,
+    "dropout.glm-fisher-penalty": _fisher_weights_ignored,
 }
 
 

@@ -201,7 +201,7 @@ def _window_positions(size: int, k: int, s: int, p: int, d: int) -> int:
                  r"p = \lfloor k/2\rfloor \Rightarrow H_{out} = H_{in}\ \text{iff}\ k\ \text{odd};\ "
                  r"p = k-1\Rightarrow H_{out} = H_{in}+k-1",
        source="Dumoulin & Visin (2016), A guide to convolution arithmetic for deep learning, §2; PyTorch's "
-              "Conv2d documentation", erratum=True)
+              "Conv2d documentation; Krizhevsky, Sutskever & Hinton (2012), AlexNet, Fig. 2", erratum=True)
 def output_size(ctx: RunContext) -> Evidence:
     """Chapter C10, C11, erratum E4: formula vs dlmath's conv output shapes and enumeration of window positions."""
     rng = ctx.rng
@@ -221,6 +221,12 @@ def output_size(ctx: RunContext) -> Evidence:
                 "pool 28, k=2, s=2": (cm.conv_output_size(28, 2, 2), 14),
                 "AlexNet 227, k=11, s=4": (cm.conv_output_size(227, 11, 4), 55)}
     mismatches += sum(a != b for a, b in examples.values())
+    # C15, AlexNet from a 227 input: conv 11/4, pool 3/2, conv 5 p2, pool 3/2, 3 x conv 3 p1, pool 3/2
+    alex = [227]
+    for k, s, p in [(11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)]:
+        alex.append(cm.conv_output_size(alex[-1], k, s, p))
+    alex_expected = [227, 55, 27, 27, 13, 13, 13, 13, 6]  # Krizhevsky et al. (2012), Fig. 2; 6*6*256 = 9216
+    mismatches += sum(a != b for a, b in zip(alex, alex_expected, strict=True))
     # 'same' (p = floor(k/2), stride 1) and 'full' (p = k-1) padding, against np.convolve's lengths
     H = 10
     same_odd = sum(abs(cm.conv_output_size(H, k, 1, k // 2) - H) for k in (1, 3, 5, 7))
@@ -232,7 +238,8 @@ def output_size(ctx: RunContext) -> Evidence:
         mismatches, 0, "integer arithmetic: exact",
         f"{checked} random (H, k, s, p, d): formula vs dlmath's conv2d output shape and vs enumeration of window "
         f"positions; examples {', '.join(f'{n} -> {v[0]}' for n, v in examples.items())} (227 is what makes "
-        f"AlexNet's first layer integral: (224-11)/4+1 = 54.25); 'full' padding k-1 gives len(np.convolve(., "
+        f"AlexNet's first layer integral: (224-11)/4+1 = 54.25; the whole AlexNet chain {alex}, 6*6*256 = 9216 "
+        f"inputs to the first FC layer); 'full' padding k-1 gives len(np.convolve(., "
         f"'full')). 'Same' padding floor(k/2): output - input summed over odd k = {same_odd}; over k = 1..7 "
         f"= {same_printed} (even k gives H+1: needs asymmetric padding, as PyTorch's padding='same').",
         printed=PrintedForm(r"p = \lfloor k/2\rfloor\ \text{gives 'same' output size (any k)}", same_printed,
