@@ -7,13 +7,17 @@ plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 """
 
 from . import functional, init
+from .conv import Conv1d, Conv2d
 from .init import manual_seed
 from .linear import Identity, Linear
 from .losses import cross_entropy, mse_loss
 from .mlp import MLP, mlp_logits
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 
 __all__ = [
-    "MLP", "Identity", "IncompatibleKeys", "Linear", "Module", "ModuleList", "Parameter", "Sequential",
+    "MLP", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
+    "Identity", "IncompatibleKeys", "Linear", "MaxPool1d", "MaxPool2d", "Module", "ModuleList", "Parameter",
+    "Sequential",
     "StateDictError", "cross_entropy", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
 ]
