@@ -107,3 +107,17 @@ def test_save_refuses_non_arrays(tmp_path) -> None:
     assert not (tmp_path / "x.safetensors").exists()
     dm.save({"t": dm.tensor(np.ones(2), requires_grad=True)}, tmp_path / "t.safetensors")  # Tensors are fine
     np.testing.assert_array_equal(dm.load(tmp_path / "t.safetensors")["t"], np.ones(2))
+
+
+def test_the_docs_example_trains_saves_and_loads() -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "nn.md").read_text(encoding="utf-8")
+    block = re.findall(r"```python\n(.*?)```", doc, flags=re.S)[0]
+    scope: dict[str, object] = {}
+    exec(compile(block, "docs/nn.md", "exec"), scope)
+    assert scope["accuracy"] > 0.8
+    x = np.random.default_rng(5).standard_normal((4, 8)).astype(np.float32)
+    with dm.no_grad():
+        np.testing.assert_array_equal(scope["clone"](x).data, scope["model"](x).data)
