@@ -6,9 +6,10 @@ per family), ``dlmath.nn.functional`` (the same operations as functions) and
 plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 """
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout1d, Dropout2d
 from .functional.loss import cross_entropy, mse_loss
 from .init import manual_seed
@@ -17,13 +18,19 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .mlp import MLP, mlp_logits
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
 from .normalization import LayerNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 
 __all__ = [
     "GELU",
     "MLP",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
     "Dropout1d",
@@ -36,6 +43,8 @@ __all__ = [
     "Linear",
     "LogSoftmax",
     "MSELoss",
+    "MaxPool1d",
+    "MaxPool2d",
     "Module",
     "ModuleList",
     "NLLLoss",
@@ -52,6 +61,7 @@ __all__ = [
     "manual_seed",
     "mlp_logits",
     "mse_loss",
+    "utils",
 ]
 
 from . import conv_math
