@@ -18,6 +18,9 @@ from dlmath import chapters
 from dlmath import verify as vf
 from dlmath.chapters import convolution as cv
 from dlmath.nn import conv_math as cm
+from dlmath.nn import functional as F
+from dlmath.nn.functional import conv as fconv
+from dlmath.nn.functional import pooling as fpool
 
 Breaker = Callable[[pytest.MonkeyPatch], None]
 
@@ -81,6 +84,25 @@ def _toeplitz_with_the_flipped_kernel(mp: pytest.MonkeyPatch) -> None:
                lambda weight, *a, **kw: _right_toeplitz(np.asarray(weight)[..., ::-1, ::-1], *a, **kw))
 
 
+def _scaled_vjp(prim: Any, argnum: int, factor: float) -> tuple[Any, ...]:
+    rules = list(prim.vjps)
+    rule = rules[argnum]
+    rules[argnum] = lambda g, ans, *args, **kw: factor * rule(g, ans, *args, **kw)
+    return tuple(rules)
+
+
+def _max_pool_averages(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(F, "max_pool2d", lambda x, k, *a, **kw: F.avg_pool2d(x, k, *a, **kw))
+
+
+def _pool_gather_rule_off_by_10pc(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(fpool.plane_gather, "vjps", _scaled_vjp(fpool.plane_gather, 0, 1.1))
+
+
+def _conv_weight_rule_off_by_10pc(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(fconv.conv2d_valid, "vjps", _scaled_vjp(fconv.conv2d_valid, 1, 1.1))
+
+
 BREAKERS: dict[str, Breaker] = {
     "convolution.riemann-sum": _riemann_sum_as_correlation,
     "convolution.cross-correlation": _conv2d_flips_the_kernel,
@@ -91,6 +113,9 @@ BREAKERS: dict[str, Breaker] = {
     "convolution.effective-receptive-field": _erf_standard_deviations_added,
     "convolution.parameter-count": _conv_count_without_bias,
     "convolution.toeplitz-matrix": _toeplitz_with_the_flipped_kernel,
+    "convolution.max-pool-shift": _max_pool_averages,
+    "convolution.pool-gradient": _pool_gather_rule_off_by_10pc,
+    "convolution.conv-backward": _conv_weight_rule_off_by_10pc,
 }
 
 
@@ -106,7 +131,7 @@ def _run(claim_id: str, seed: int = 0) -> vf.Result:
 
 def test_every_claim_has_a_breaker() -> None:
     registered = set(_chapter_claims())
-    assert len(registered) >= 9
+    assert len(registered) >= 12
     assert registered == set(BREAKERS), (
         f"claims without a breaker: {sorted(registered - set(BREAKERS))}; "
         f"breakers of no claim: {sorted(set(BREAKERS) - registered)}")
@@ -147,3 +172,22 @@ def test_equivariance_fails_when_zero_padding_is_equivariant_at_the_border_too(
     monkeypatch.setattr(cv, "conv2d", circular_only)
     ev = _run("convolution.translation-equivariance").evidence
     assert ev is not None and ev.main_passed and not ev.passed
+
+
+def test_conv_backward_fails_by_forward_mode_when_the_input_rule_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fconv.conv2d_valid, "vjps", _scaled_vjp(fconv.conv2d_valid, 0, 1.1))
+    assert _run("convolution.conv-backward").verdict == "fail"
+
+
+def test_receptive_field_fails_when_the_input_gradient_misses_taps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an input-gradient rule that drops the last kernel column: the measured support shrinks
+    rules = list(fconv.conv2d_valid.vjps)
+    right = rules[0]
+
+    def short(g: Any, ans: Any, x: Any, w: Any, **kw: Any) -> Any:
+        w_cut = np.array(getattr(w, "data", w), copy=True)
+        w_cut[..., -1] = 0.0
+        return right(g, ans, x, w_cut, **kw)
+    rules[0] = short
+    monkeypatch.setattr(fconv.conv2d_valid, "vjps", tuple(rules))
+    assert _run("convolution.receptive-field").verdict == "fail"

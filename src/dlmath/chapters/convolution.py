@@ -19,7 +19,9 @@ import numpy as np
 
 import dlmath as dm
 
+from .. import nn
 from ..nn import conv_math as cm
+from ..nn import functional as F
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
 F64_EPS = float(np.finfo(np.float64).eps)
@@ -28,8 +30,11 @@ F64_EPS = float(np.finfo(np.float64).eps)
 # ----- the subject: dlmath's 2-D convolution (cross-correlation) ------------------------------------------
 def conv2d(x: Any, weight: np.ndarray, bias: np.ndarray | None = None, stride: int | tuple[int, int] = 1,
            padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, padding_mode: str = "zeros") -> Any:
-    """dlmath's conv2d with PyTorch's semantics (``padding_mode`` as in nn.Conv2d), x (N, C_in, H, W)."""
-    return cm.toeplitz_conv2d(x, weight, bias, stride, padding, dilation, padding_mode)
+    """dlmath's ``F.conv2d``; ``padding_mode='circular'`` pads with ``F.pad(mode='circular')`` first, as nn.Conv2d."""
+    if padding_mode == "circular":
+        ph, pw = (padding, padding) if isinstance(padding, int) else padding
+        return F.conv2d(F.pad(x, (pw, pw, ph, ph), mode="circular"), weight, bias, stride, 0, dilation)
+    return F.conv2d(x, weight, bias, stride, padding, dilation)
 
 
 def _data(x: Any) -> np.ndarray:
@@ -72,6 +77,10 @@ def riemann_sum(ctx: RunContext) -> Evidence:
                                             -np.inf, np.inf, epsabs=1e-14)[0] for x in xs[idx]])
     riemann_at_grid = vals[idx]
     quad_err = max(_rel(quad_at_grid, probe_exact), _rel(riemann_at_grid, quad_at_grid))
+    # dlmath's conv1d is cross-correlation: with the kernel reversed and 'full' padding it is the same sum
+    f_s, g_s = _gaussian(t, m1, s1), _gaussian(t, m2, s2)
+    via_conv1d = dx * _data(F.conv1d(f_s[None, None], g_s[None, None, ::-1].copy(), padding=g_s.size - 1))[0, 0]
+    conv1d_err = _rel(via_conv1d, vals)
     return Evidence.at_most(
         err, 1e-10,
         "a Riemann sum of a smooth, rapidly decaying integrand converges faster than any power of dx "
@@ -79,8 +88,11 @@ def riemann_sum(ctx: RunContext) -> Evidence:
         "2000-term sum; 1e-10 leaves margin",
         f"N({m1:.2f}, {s1:.2f}^2) * N({m2:.2f}, {s2:.2f}^2), dx={dx}, grid ±10: max |dx·np.convolve - closed form| "
         f"/ peak = {err:.1e} over |x| <= 10. scipy.integrate.quad of the integral at 5 grid points agrees with the "
-        f"closed form and the Riemann sum to {quad_err:.1e} (relative to the largest).",
-        cross_checks=(CrossCheck("scipy-quad", quad_err, 1e-10, "adaptive quadrature with epsabs=1e-14"),))
+        f"closed form and the Riemann sum to {quad_err:.1e} (relative to the largest); dlmath's conv1d with the "
+        f"kernel reversed and padding len-1 gives the same sums to {conv1d_err:.1e}.",
+        cross_checks=(CrossCheck("scipy-quad", quad_err, 1e-10, "adaptive quadrature with epsabs=1e-14"),
+                      CrossCheck("conv1d-reversed-kernel", conv1d_err, 1e-12,
+                                 "the same 2001-term sums in another order: rounding ~ eps sqrt(n) of the peak")))
 
 
 @claim("convolution.cross-correlation",
@@ -394,6 +406,19 @@ def parameter_count(ctx: RunContext) -> Evidence:
         "VGG-19 layers": (n_conv19 + n_fc19, 19),
         "2 x 3x3 per channel pair (C17)": (2 * cm.conv2d_parameter_count(1, 1, 3, bias=False), 18),
     }
+    # LeNet-5 built with dlmath.nn: its parameters and the shapes 32 -> 28 -> 14 -> 10 -> 5
+    lenet_net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
+                              nn.AvgPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84),
+                              nn.Tanh(), nn.Linear(84, 10))
+    sizes, h = [], np.zeros((1, 1, 32, 32), dtype=np.float32)
+    for layer in lenet_net:
+        h = layer(h)
+        if isinstance(layer, (nn.Conv2d, nn.AvgPool2d)):
+            sizes.append(int(np.shape(_data(h))[-1]))
+    checks["LeNet-5 built with dlmath.nn"] = (sum(int(np.size(_data(q))) for q in lenet_net.parameters()), 61_706)
+    checks["LeNet-5 sizes 28,14,10,5"] = (int(sizes == [28, 14, 10, 5]), 1)
+    checks["dlmath nn.Conv2d(3, 64, 3)"] = (sum(int(np.size(_data(q))) for q in nn.Conv2d(3, 64, 3).parameters()),
+                                            cm.conv2d_parameter_count(3, 64, 3))
     worst = max(abs(a - b) / b for a, b in checks.values())
     # the Toeplitz view: a conv is a dense map whose (HWC_in) x (H'W'C_out) matrix holds only k_h k_w C_in C_out
     # distinct weights (random kernel entries are distinct with probability 1)
@@ -469,3 +494,96 @@ def toeplitz_matrix(ctx: RunContext) -> Evidence:
         cross_checks=(CrossCheck("correlate2d", prod_err, tol, "sums of 9 products: ~100 ulps"),
                       CrossCheck("strided-multichannel", strided_err, tol, "sums of 18 products: ~100 ulps"),
                       CrossCheck("conv2d", conv_err, tol, "sums of 18 products: ~100 ulps")))
+
+
+@claim("convolution.max-pool-shift",
+       title="Max pooling is invariant to shifts that stay inside its windows, not to shifts in general",
+       statement=r"\mathrm{maxpool}_{2\times2}(T_s x) = \mathrm{maxpool}_{2\times2}(x)\ \text{if every window's "
+                 r"maximum stays in its window};\ \mathrm{maxpool}(T_{2s}x) = T_s\,\mathrm{maxpool}(x)",
+       source="Goodfellow, Bengio & Courville (2016), §9.3 (pooling gives approximate invariance to small "
+              "translations); Boureau, Ponce & LeCun (2010)")
+def max_pool_shift(ctx: RunContext) -> Evidence:
+    """Chapter C9 (worked example), E1 (invariance comes from pooling): dlmath's F.max_pool2d."""
+    rng = ctx.rng
+    example = _data(F.max_pool2d(np.arange(1.0, 17.0).reshape(1, 1, 4, 4), 2))[0, 0]
+    example_err = float(np.max(np.abs(example - np.array([[6.0, 8.0], [14.0, 16.0]]))))
+    C, H = 3, 8
+    x = rng.uniform(0.0, 1.0, (1, C, H, H))
+    # a large value in the left column of every 2x2 window: a shift right by one keeps it in its window
+    ci, wi, wj = np.indices((C, H // 2, H // 2))
+    x[0, ci, 2 * wi + rng.integers(0, 2, ci.shape), 2 * wj] = 10.0 + rng.uniform(0.0, 1.0, ci.shape)
+    pooled = _data(F.max_pool2d(x, 2))
+    inside = _rel(_data(F.max_pool2d(np.roll(x, 1, axis=3), 2)), pooled)
+    y = rng.uniform(0.0, 1.0, (1, C, H, H))
+    general = _rel(_data(F.max_pool2d(np.roll(y, 1, axis=3), 2)), _data(F.max_pool2d(y, 2)))
+    by_window = _rel(_data(F.max_pool2d(np.roll(y, 2, axis=3), 2)), np.roll(_data(F.max_pool2d(y, 2)), 1, axis=3))
+    return Evidence.at_most(
+        max(example_err, inside), 0.0, "a maximum is selected, not computed: exact",
+        f"4x4 matrix 1..16 with 2x2 max pooling: {example.tolist()}. Shift by one pixel that keeps each window's "
+        f"maximum in its window: max rel. change {inside}; a random input shifted by one pixel: {general:.2f}; "
+        f"shifted by the pool's stride (2): the output shifts by one, to {by_window}.",
+        cross_checks=(CrossCheck("general-shift-changes-output", general, 1e-2,
+                                 "uniform inputs: about half of the windows change their maximum", ">="),
+                      CrossCheck("equivariant-at-the-stride", by_window, 0.0, "selection: exact")))
+
+
+@claim("convolution.pool-gradient",
+       title="Max-pool gradient goes to the argmax; average-pool gradient is g / k^2",
+       statement=r"\frac{\partial\mathcal L}{\partial x_{p}} = \sum_{w\ni p}\frac{\partial\mathcal L}{\partial y_w}"
+                 r"[p = \arg\max_w x],\quad \frac{\partial\mathcal L}{\partial x_p} = "
+                 r"\frac1{k^2}\frac{\partial\mathcal L}{\partial y_{w(p)}}\ \text{(non-overlapping)}",
+       source="Goodfellow, Bengio & Courville (2016), §9.3; Scherer, Müller & Behnke (2010)")
+def pool_gradient(ctx: RunContext) -> Evidence:
+    """Chapter C13: autodiff through F.max_pool2d / F.avg_pool2d vs the argmax mask built with NumPy."""
+    rng = ctx.rng
+    N, C, H, k = 2, 3, 8, 2
+    x = rng.standard_normal((N, C, H, H))
+    g = rng.standard_normal((N, C, H // k, H // k))
+    xt = dm.tensor(x, requires_grad=True)
+    dm.sum(F.max_pool2d(xt, k) * g).backward()
+    windows = x.reshape(N, C, H // k, k, H // k, k).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, H // k, H // k, k * k)
+    is_max = (windows == windows.max(axis=-1, keepdims=True)).astype(np.float64)   # ties: probability 0
+    expected = (is_max * g[..., None]).reshape(N, C, H // k, H // k, k, k).transpose(0, 1, 2, 4, 3, 5)
+    err_max = _rel(xt.grad.data, expected.reshape(N, C, H, H))
+    xa = dm.tensor(x, requires_grad=True)
+    dm.sum(F.avg_pool2d(xa, k) * g).backward()
+    err_avg = _rel(xa.grad.data, np.repeat(np.repeat(g, k, axis=2), k, axis=3) / k**2)
+    return Evidence.at_most(
+        err_max, 0.0, "the cotangent is copied to the argmax: exact",
+        f"x ({N}, {C}, {H}, {H}), 2x2 windows, stride 2: max-pool input gradient vs g placed at each window's "
+        f"argmax: {err_max}; average pool vs g/4 spread over the window: {err_avg:.1e}.",
+        cross_checks=(CrossCheck("average-pool", err_avg, 4 * F64_EPS, "g/k^2: one rounding"),))
+
+
+@claim("convolution.conv-backward",
+       title="Conv backward: bias grad sums, weight grad correlates input with dY, input grad is a full convolution",
+       statement=r"\frac{\partial\mathcal L}{\partial b_o} = \sum_{ij}G_{oij},\ "
+                 r"\frac{\partial\mathcal L}{\partial K_{ocmn}} = \sum_{ij}G_{oij}X_{c,i+m,j+n},\ "
+                 r"\frac{\partial\mathcal L}{\partial X_{c}} = \sum_o G_o * K_{oc}\ \text{(full)}",
+       source="Goodfellow, Bengio & Courville (2016), §9.5, eq. 9.11-9.14; Dumoulin & Visin (2016), §4 "
+              "(transposed convolution)")
+def conv_backward(ctx: RunContext) -> Evidence:
+    """Chapter C12: dlmath autodiff through F.conv2d vs the three formulas, evaluated with scipy.signal."""
+    from scipy import signal
+
+    rng = ctx.rng
+    C_in, C_out, H, W = 2, 3, 7, 8
+    x, K, b = rng.standard_normal((C_in, H, W)), rng.standard_normal((C_out, C_in, 3, 3)), rng.standard_normal(C_out)
+    G = rng.standard_normal((C_out, H - 2, W - 2))
+    xt, Kt, bt = (dm.tensor(a, requires_grad=True) for a in (x[None], K, b))
+    dm.sum(F.conv2d(xt, Kt, bt) * G[None]).backward()
+    db = G.sum(axis=(1, 2))
+    dK = np.array([[signal.correlate2d(x[c], G[o], "valid") for c in range(C_in)] for o in range(C_out)])
+    dX = np.array([sum(signal.convolve2d(G[o], K[o, c], "full") for o in range(C_out)) for c in range(C_in)])
+    errs = {"bias": _rel(bt.grad.data, db), "weight": _rel(Kt.grad.data, dK), "input": _rel(xt.grad.data[0], dX)}
+    # forward mode checks the reverse rules independently: <dL/dX, V> = d/dt L(X + tV)
+    V = rng.standard_normal(x.shape)
+    _, tangent = dm.jvp(lambda xx: dm.sum(F.conv2d(xx, K, b) * G[None]), (x[None],), (V[None],))
+    jvp_err = abs(float(_data(tangent)) - float(np.sum(dX * V))) / (np.linalg.norm(dX) * np.linalg.norm(V))
+    tol = 1e2 * F64_EPS
+    return Evidence.at_most(
+        max(errs.values()), tol, "sums of at most 50 products in different orders: ~100 ulps",
+        f"x ({C_in}, {H}, {W}), K ({C_out}, {C_in}, 3, 3), stride 1: max rel. error of autodiff against the formulas "
+        + ", ".join(f"{n} {e:.1e}" for n, e in errs.items())
+        + f"; forward-mode directional derivative vs <dX, V>: {jvp_err:.1e}.",
+        cross_checks=(CrossCheck("forward-mode", jvp_err, tol, "as the main check"),))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..autodiff import ShapeError
+from .functional.conv import conv_output_size as _conv_output_size
 
 __all__ = [
     "conv2d_parameter_count",
@@ -35,20 +36,20 @@ def _pair(v: int | Sequence[int], name: str, where: str) -> tuple[int, int]:
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    r"""$H_{out} = \left\lfloor \frac{H_{in} + 2p - d(k-1) - 1}{s} \right\rfloor + 1$.
+    r"""$H_{out} = \left\lfloor \frac{H_{in} + 2p - d(k-1) - 1}{s} \right\rfloor + 1$, with its arguments checked.
 
     With dilation d = 1 this is the textbook $\lfloor (H_{in} + 2p - k)/s\rfloor + 1$
-    (Dumoulin & Visin 2016, "A guide to convolution arithmetic", relationship 6); PyTorch's
-    Conv2d/MaxPool2d documentation gives the dilated form.
+    (Dumoulin & Visin 2016, "A guide to convolution arithmetic", relationship 6). The formula
+    itself is `dlmath.nn.functional.conv.conv_output_size` (the one the conv layers document);
+    this adds the checks a user-facing calculator needs.
     """
     if kernel_size < 1 or stride < 1 or dilation < 1 or padding < 0:
         raise ValueError(f"conv_output_size: kernel_size={kernel_size}, stride={stride}, dilation={dilation} "
                          f"must be >= 1 and padding={padding} >= 0")
-    out = (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
-    if out < 1:
+    if size + 2 * padding < dilation * (kernel_size - 1) + 1:
         raise ValueError(f"conv_output_size: input size {size} with padding {padding} is smaller than the "
                          f"dilated kernel {dilation * (kernel_size - 1) + 1}")
-    return out
+    return _conv_output_size(size, kernel_size, stride, padding, dilation)
 
 
 def receptive_field(layers: Sequence[tuple[int, ...]]) -> int:
