@@ -218,7 +218,7 @@ def output_size(ctx: RunContext) -> Evidence:
     """Chapter C10, C11, erratum E4: formula vs dlmath's conv output shapes and enumeration of window positions."""
     rng = ctx.rng
     n_cfg = 200 if ctx.thorough else 40
-    mismatches, checked = 0, 0
+    mismatches, checked, pooled_checked = 0, 0, 0
     for _ in range(n_cfg):
         H, k, s, p, d = (int(rng.integers(4, 16)), int(rng.integers(1, 6)), int(rng.integers(1, 4)),
                          int(rng.integers(0, 3)), int(rng.integers(1, 3)))
@@ -228,6 +228,10 @@ def output_size(ctx: RunContext) -> Evidence:
         shape = np.shape(_data(conv2d(np.zeros((1, 1, H, H + 1)), np.ones((1, 1, k, k)), None, s, p, d)))
         mismatches += (formula != _window_positions(H, k, s, p, d)) + (shape[2] != formula)
         mismatches += shape[3] != cm.conv_output_size(H + 1, k, s, p, d)
+        if 2 * p <= k:  # pooling windows: padding at most half the kernel (PyTorch's rule)
+            pooled = np.shape(_data(F.max_pool2d(np.zeros((1, 1, H, H)), k, s, p, d)))
+            mismatches += pooled[2] != formula
+            pooled_checked += 1
         checked += 1
     examples = {"conv 32, k=5": (cm.conv_output_size(32, 5), 28),
                 "pool 28, k=2, s=2": (cm.conv_output_size(28, 2, 2), 14),
@@ -249,7 +253,8 @@ def output_size(ctx: RunContext) -> Evidence:
     return Evidence.at_most(
         mismatches, 0, "integer arithmetic: exact",
         f"{checked} random (H, k, s, p, d): formula vs dlmath's conv2d output shape and vs enumeration of window "
-        f"positions; examples {', '.join(f'{n} -> {v[0]}' for n, v in examples.items())} (227 is what makes "
+        f"positions ({pooled_checked} of them also vs F.max_pool2d's output shape); examples "
+        f"{', '.join(f'{n} -> {v[0]}' for n, v in examples.items())} (227 is what makes "
         f"AlexNet's first layer integral: (224-11)/4+1 = 54.25; the whole AlexNet chain {alex}, 6*6*256 = 9216 "
         f"inputs to the first FC layer); 'full' padding k-1 gives len(np.convolve(., "
         f"'full')). 'Same' padding floor(k/2): output - input summed over odd k = {same_odd}; over k = 1..7 "
