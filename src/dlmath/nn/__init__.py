@@ -19,6 +19,7 @@ from .mlp import MLP, mlp_logits
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
 from .normalization import LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .residual import BasicBlock, PreActBlock, ResNetSmall, resnet_small
 
 __all__ = [
     "GELU",
@@ -27,6 +28,7 @@ __all__ = [
     "AvgPool1d",
     "AvgPool2d",
     "BCEWithLogitsLoss",
+    "BasicBlock",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv1d",
@@ -49,7 +51,9 @@ __all__ = [
     "ModuleList",
     "NLLLoss",
     "Parameter",
+    "PreActBlock",
     "ReLU",
+    "ResNetSmall",
     "Sequential",
     "Sigmoid",
     "Softmax",
@@ -61,6 +65,7 @@ __all__ = [
     "manual_seed",
     "mlp_logits",
     "mse_loss",
+    "resnet_small",
     "utils",
 ]
 
