@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dlmath as dm
 from dlmath import nn, optim
-from dlmath.nn.utils import clip_grad_norm_
+from dlmath.nn.utils import clip_grad_norm_, clip_grad_value_
 
 FEW = settings(max_examples=8, deadline=None)
 
@@ -149,3 +149,14 @@ def test_optimizer_state_dict_resumes_exactly(make) -> None:
 
     for a, b in zip(run(False), run(True), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_adam_decoupled_weight_decay_is_adamw_and_clip_grad_value() -> None:
+    _run(lambda ps, **kw: optim.Adam(ps, decoupled_weight_decay=True, **kw),
+         lambda ps, **kw: torch.optim.Adam(ps, decoupled_weight_decay=True, **kw), {"lr": 0.1, "weight_decay": 0.3})
+    g = np.random.default_rng(3).standard_normal((4, 3))
+    p, tp = nn.Parameter(np.zeros((4, 3))), torch.zeros(4, 3, dtype=torch.float64, requires_grad=True)
+    p.grad, tp.grad = dm.tensor(g), torch.tensor(g)
+    clip_grad_value_([p], 0.5)
+    torch.nn.utils.clip_grad_value_([tp], 0.5)
+    np.testing.assert_array_equal(p.grad.data, tp.grad.numpy())
