@@ -235,6 +235,30 @@ def test_layernorm_matches_torch(shape, k, affine, bias, seed) -> None:
     _check_module(nn.LayerNorm(ns, elementwise_affine=affine, bias=bias), tm, x, seed)
 
 
+@pytest.mark.parametrize("shape,k", [((5, 3), 1), ((4, 3, 6), 2), ((2, 3, 4, 5), 3)])
+def test_fused_layer_norm_vjp_and_jvp_match_torch(shape, k) -> None:
+    rng = np.random.default_rng(k)
+    ns = shape[-k:]
+    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, ns), rng.standard_normal(ns)
+
+    def fused(x, w, b):
+        return F.layer_norm_affine(x, w, b, n_axes=k, eps=1e-5)
+
+    def torch_ln(x, w, b):
+        return TF.layer_norm(x, ns, w, b, eps=1e-5)
+
+    compare(fused, torch_ln, x, w, b, **TOL)
+    check_jvp(F.layer_norm_affine, fused, torch_ln, x, w, b)
+    # second order: Hessian-vector product against torch's double backward
+    ct, v = rng.standard_normal(shape), rng.standard_normal(shape)
+    hv = dm.hvp(lambda x: dm.sum(dm.tanh(fused(x, w, b)) * ct), x, v)
+    xt = torch.tensor(x, requires_grad=True)
+    (gt,) = torch.autograd.grad((torch.tanh(torch_ln(xt, torch.tensor(w), torch.tensor(b))) * torch.tensor(ct)).sum(),
+                                xt, create_graph=True)
+    (hvt,) = torch.autograd.grad((gt * torch.tensor(v)).sum(), xt)
+    _close(hv, hvt, "Hessian-vector product", 1e-9, 1e-11)
+
+
 def test_layer_norm_gradcheck_and_errors() -> None:
     rng = np.random.default_rng(6)
     x, w, b = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(4)

@@ -7,7 +7,7 @@ from .activation import flatten, gelu, leaky_relu, log_softmax, relu, sigmoid, s
 from .dropout import dropout, dropout1d, dropout2d
 from .linear import linear
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
-from .normalization import batch_norm, batch_norm_composed, batch_norm_train, layer_norm
+from .normalization import batch_norm, batch_norm_composed, batch_norm_train, layer_norm, layer_norm_affine
 
 __all__ = [
     "batch_norm",
@@ -21,6 +21,7 @@ __all__ = [
     "flatten",
     "gelu",
     "layer_norm",
+    "layer_norm_affine",
     "leaky_relu",
     "linear",
     "log_softmax",
