@@ -97,6 +97,16 @@ def _fisher_weights_ignored(mp: pytest.MonkeyPatch) -> None:
                lambda X, eta, w, p: float(0.5 * p / (1 - p) * 0.25 * np.sum(np.sum(X * X, axis=0) * w * w)))
 
 
+def _masks_resampled_every_step(mp: pytest.MonkeyPatch) -> None:
+    def per_step(x: np.ndarray, U: np.ndarray, W: np.ndarray, p: float) -> Any:
+        T, B, _ = x.shape
+        h = np.zeros((B, W.shape[0]))
+        for t in range(T):
+            h = dm.tanh(dm.matmul(F.dropout(x[t], p), U.T) + dm.matmul(F.dropout(h, p), W.T))
+        return h
+    mp.setattr(dp, "rnn_with_variational_dropout", per_step)
+
+
 def _entropy_missing_a_term(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(dp, "bernoulli_entropy", lambda p: -np.asarray(p, dtype=np.float64) * np.log(p))
 
@@ -112,6 +122,7 @@ BREAKERS: dict[str, Breaker] = {
     "dropout.dropconnect": _p_read_as_retain_probability,
     "dropout.spatial-dropout": _elementwise_instead_of_channel_masks,
     "dropout.glm-fisher-penalty": _fisher_weights_ignored,
+    "dropout.variational-rnn": _masks_resampled_every_step,
 }
 
 
