@@ -6,14 +6,81 @@ per family), ``dlmath.nn.functional`` (the same operations as functions) and
 plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 """
 
-from . import functional, init
+from . import functional, init, utils
+from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv1d, Conv2d
+from .dropout import Dropout, Dropout1d, Dropout2d
+from .functional.loss import cross_entropy, mse_loss
 from .init import manual_seed
 from .linear import Identity, Linear
-from .losses import cross_entropy, mse_loss
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .mlp import MLP, mlp_logits
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
+from .normalization import LayerNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .residual import BasicBlock, PreActBlock, ResNetSmall, resnet_small
 
 __all__ = [
-    "MLP", "Identity", "IncompatibleKeys", "Linear", "Module", "ModuleList", "Parameter", "Sequential",
-    "StateDictError", "cross_entropy", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
+    "GELU",
+    "MLP",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BCEWithLogitsLoss",
+    "BasicBlock",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Flatten",
+    "Identity",
+    "IncompatibleKeys",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool1d",
+    "MaxPool2d",
+    "Module",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "PreActBlock",
+    "ReLU",
+    "ResNetSmall",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "StateDictError",
+    "Tanh",
+    "cross_entropy",
+    "functional",
+    "init",
+    "manual_seed",
+    "mlp_logits",
+    "mse_loss",
+    "resnet_small",
+    "utils",
+]
+
+from . import conv_math
+from .conv_math import (
+    conv2d_parameter_count,
+    conv2d_toeplitz_matrix,
+    conv_output_size,
+    convolution_riemann_sum,
+    linear_parameter_count,
+    receptive_field,
+    toeplitz_conv2d,
+)
+
+__all__ += [
+    "conv2d_parameter_count", "conv2d_toeplitz_matrix", "conv_math", "conv_output_size", "convolution_riemann_sum",
+    "linear_parameter_count", "receptive_field", "toeplitz_conv2d",
 ]
