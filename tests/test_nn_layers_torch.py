@@ -455,3 +455,16 @@ def test_forward_mode_of_functional_ops_matches_torch(k: int) -> None:
     fn, tfn = JVP_CASES[k]
     x = 2 * np.random.default_rng(k + 100).standard_normal((3, 4, 2))
     check_jvp(None, fn, tfn, x)
+
+
+def test_float32_stays_float32() -> None:
+    x = dm.tensor(np.random.default_rng(12).standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    y, w, t = np.array([0, 1, 2, 1]), np.ones(3, np.float32), np.ones((4, 3), np.float32)
+    outs = [F.cross_entropy(x, y), F.cross_entropy(x, y, label_smoothing=0.1),
+            F.cross_entropy(x, y, w, label_smoothing=0.1), F.cross_entropy(x, t / 3), F.nll_loss(x, y, w),
+            F.binary_cross_entropy_with_logits(x, t), F.mse_loss(x, t), nn.BatchNorm1d(3)(x), nn.LayerNorm(3)(x),
+            F.dropout(x), F.gelu(x), F.leaky_relu(x), F.softmax(x, 1)]
+    for k, out in enumerate(outs):
+        assert out.dtype == np.float32, (k, out.dtype)
+        out.sum().backward()
+        assert x.grad.dtype == np.float32

@@ -44,23 +44,33 @@ def _trailing_axes(ndim: int, n_axes: int) -> tuple[int, ...]:
     return tuple(range(ndim - n_axes, ndim))
 
 
-def _normalized_stats(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any]:
+def _stats(x: Any, axes: tuple[int, ...], eps: float, token: Any = None) -> tuple[Any, Any]:
     r"""$(\hat x, 1/\sqrt{\sigma^2+\epsilon})$ with mean and biased variance over ``axes``, written with
     dm ops (so that the rules below, which call it, are differentiable again).
 
-    A plain-array backward pass calls it from the x and the weight rules with the same x: the
-    result is kept (per thread) for that second call, which saves three passes over the input.
-    The forwards clear it, so an input changed in place since cannot see stale statistics."""
+    A plain-array backward pass calls it from the x and the weight rules of one node, with the same
+    x and the same output cotangent (``token``): the result is kept (per thread) for that second
+    call, which saves three passes over the input. Both objects must match, and the forwards clear
+    the cache, so an input changed in place since cannot see stale statistics."""
     cache = getattr(_STATS, "last", None)
-    if cache is not None and cache[0] is x and cache[1] == (axes, eps):
+    if token is not None and cache is not None and cache[0] is x and cache[1] is token and cache[2] == (axes, eps):
         _STATS.last = None  # used by both rules now
-        return cache[2]
+        return cache[3]
     xc = x - ad.mean(x, axis=axes, keepdims=True)
     inv_std = 1.0 / ad.sqrt(ad.mean(xc * xc, axis=axes, keepdims=True) + eps)
     out = (xc * inv_std, inv_std)
     # only plain arrays are cached: Tensors belong to one graph (create_graph, nested transforms)
-    _STATS.last = (x, (axes, eps), out) if isinstance(x, np.ndarray) else None
+    plain = token is not None and isinstance(x, np.ndarray) and isinstance(token, np.ndarray)
+    _STATS.last = (x, token, (axes, eps), out) if plain else None
     return out
+
+
+def _normalized_stats(x: Any, eps: float, token: Any = None) -> tuple[Any, Any, int]:
+    """Batch norm's statistics: `_stats` over every axis but the channel axis, and the count m."""
+    shape = np.shape(_data(x))
+    axes = _reduce_axes(len(shape))
+    xhat, inv_std = _stats(x, axes, eps, token)
+    return xhat, inv_std, int(np.prod([shape[a] for a in axes]))
 
 
 _STATS = threading.local()
@@ -113,16 +123,14 @@ def _batch_norm_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarra
 
 def _bn_vjp_x(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     r"""$\bar x$ from $\bar{\hat x} = \gamma g$; $\gamma$ is constant per channel, so it moves into the scale."""
-    axes = _reduce_axes(np.ndim(_data(x)))
-    xhat, inv_std = _normalized_stats(x, axes, eps)
-    return _normalize_vjp(g, xhat, _per_channel(weight, x) * inv_std, axes)
+    xhat, inv_std, _ = _normalized_stats(x, eps, token=g)
+    return _normalize_vjp(g, xhat, _per_channel(weight, x) * inv_std, _reduce_axes(np.ndim(_data(x))))
 
 
 def _bn_vjp_weight(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     r"""$\bar\gamma = \sum_i g_i \hat x_i$."""
-    axes = _reduce_axes(np.ndim(_data(x)))
-    xhat, _ = _normalized_stats(x, axes, eps)
-    return ad.sum(g * xhat, axis=axes)
+    xhat, _, _ = _normalized_stats(x, eps, token=g)
+    return ad.sum(g * xhat, axis=_reduce_axes(np.ndim(_data(x))))
 
 
 def _bn_vjp_bias(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
@@ -132,13 +140,12 @@ def _bn_vjp_bias(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 
 
 def _bn_jvp_x(t: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     r"""$\dot y = \gamma\,\dot{\hat x}$."""
-    axes = _reduce_axes(np.ndim(_data(x)))
-    xhat, inv_std = _normalized_stats(x, axes, eps)
-    return _normalize_jvp(t, xhat, inv_std, axes) * _per_channel(weight, x)
+    xhat, inv_std, _ = _normalized_stats(x, eps)
+    return _normalize_jvp(t, xhat, inv_std, _reduce_axes(np.ndim(_data(x)))) * _per_channel(weight, x)
 
 
 def _bn_jvp_weight(t: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
-    xhat, _ = _normalized_stats(x, _reduce_axes(np.ndim(_data(x))), eps)
+    xhat, _, _ = _normalized_stats(x, eps)
     return xhat * _per_channel(t, x)
 
 
@@ -257,24 +264,24 @@ def _layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, n_a
 def _ln_vjp_x(g: Any, ans: Any, x: Any, weight: Any, bias: Any, n_axes: int = 1, eps: float = 1e-5) -> Any:
     r"""$\bar x$ from $\bar{\hat x} = \gamma \odot g$ ($\gamma$ varies along the normalised axes here)."""
     axes = _trailing_axes(np.ndim(_data(x)), n_axes)
-    xhat, inv_std = _normalized_stats(x, axes, eps)
+    xhat, inv_std = _stats(x, axes, eps, token=g)
     return _normalize_vjp(g * weight, xhat, inv_std, axes)
 
 
 def _ln_vjp_weight(g: Any, ans: Any, x: Any, weight: Any, bias: Any, n_axes: int = 1, eps: float = 1e-5) -> Any:
     r"""$\bar\gamma = \sum_{\text{leading axes}} g \odot \hat x$ (the sweep sums the broadcast axes)."""
-    xhat, _ = _normalized_stats(x, _trailing_axes(np.ndim(_data(x)), n_axes), eps)
+    xhat, _ = _stats(x, _trailing_axes(np.ndim(_data(x)), n_axes), eps, token=g)
     return g * xhat
 
 
 def _ln_jvp_x(t: Any, ans: Any, x: Any, weight: Any, bias: Any, n_axes: int = 1, eps: float = 1e-5) -> Any:
     axes = _trailing_axes(np.ndim(_data(x)), n_axes)
-    xhat, inv_std = _normalized_stats(x, axes, eps)
+    xhat, inv_std = _stats(x, axes, eps)
     return _normalize_jvp(t, xhat, inv_std, axes) * weight
 
 
 def _ln_jvp_weight(t: Any, ans: Any, x: Any, weight: Any, bias: Any, n_axes: int = 1, eps: float = 1e-5) -> Any:
-    xhat, _ = _normalized_stats(x, _trailing_axes(np.ndim(_data(x)), n_axes), eps)
+    xhat, _ = _stats(x, _trailing_axes(np.ndim(_data(x)), n_axes), eps)
     return xhat * t
 
 
