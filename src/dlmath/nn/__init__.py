@@ -6,7 +6,7 @@ per family), ``dlmath.nn.functional`` (the same operations as functions) and
 plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 """
 
-from . import functional, init
+from . import deep, functional, init
 from .init import manual_seed
 from .linear import Identity, Linear
 from .losses import cross_entropy, mse_loss
@@ -15,5 +15,5 @@ from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential,
 
 __all__ = [
     "MLP", "Identity", "IncompatibleKeys", "Linear", "Module", "ModuleList", "Parameter", "Sequential",
-    "StateDictError", "cross_entropy", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
+    "StateDictError", "cross_entropy", "deep", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
 ]
