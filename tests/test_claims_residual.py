@@ -17,6 +17,7 @@ from dlmath import chapters
 from dlmath import verify as vf
 from dlmath.chapters import residual as res
 from dlmath.nn import deep
+from dlmath.nn.functional import normalization as norm
 from test_claims_can_fail import scaled_vjp
 
 Breaker = Callable[[pytest.MonkeyPatch], None]
@@ -47,6 +48,10 @@ def _input_side_matmul_rule_off_by_10pc(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(dm.ops.matmul, "vjps", scaled_vjp(dm.ops.matmul, 0, 1.1))
 
 
+def _bn_input_rule_off_by_10pc(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(norm.batch_norm_train, "vjps", scaled_vjp(norm.batch_norm_train, 0, 1.1))
+
+
 BREAKERS: dict[str, Breaker] = {
     "residual.unrolled-sum": _shortcut_scaled_by_0_9,
     "residual.block-jacobian": _shortcut_scaled_by_0_9,
@@ -56,6 +61,7 @@ BREAKERS: dict[str, Breaker] = {
     "residual.post-activation-gating": _relu_rule_off_by_10pc,
     "residual.input-gradient-both-paths": _input_side_matmul_rule_off_by_10pc,
     "residual.veit-paths": _shortcut_scaled_by_0_9,
+    "residual.weight-gradient-through-bn": _bn_input_rule_off_by_10pc,
 }
 
 
@@ -70,7 +76,7 @@ def _run(claim_id: str, seed: int = 0) -> vf.Result:
 
 def test_every_claim_has_a_breaker() -> None:
     registered = set(_claims())
-    assert len(registered) >= 8
+    assert len(registered) >= 9
     assert registered == set(BREAKERS), (
         f"claims without a breaker: {sorted(registered - set(BREAKERS))}; "
         f"breakers of no claim: {sorted(set(BREAKERS) - registered)}")

@@ -24,6 +24,7 @@ from scipy import stats
 
 import dlmath as dm
 
+from .. import nn
 from ..nn import deep
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
@@ -501,3 +502,54 @@ def veit_paths(ctx: RunContext) -> Evidence:
                                  "integer counts against scipy.stats.binom: exact up to the pmf's rounding"),),
         figure={"path_length": list(range(depth + 1)), "count": counts.tolist(), "binomial_pmf": pmf.tolist(),
                 "norm_of_sum": contrib})
+
+
+# ----- C8, E2: the weight gradient through batch norm ---------------------------------------------------------------
+@claim("residual.weight-gradient-through-bn", erratum=True,
+       title="With a2 = BN(W2 a1), the weight gradient goes through BN's backward",
+       statement=r"a_2 = \mathrm{BN}(u_2),\ u_2 = W_2a_1:\quad \frac{\partial\mathcal L}{\partial W_2} = "
+                 r"\sum_{\text{batch}}\frac{\partial\mathcal L}{\partial u_2}a_1^\top,\ \ "
+                 r"\frac{\partial\mathcal L}{\partial u_2} = \mathrm{BN}^\top\text{-backward}"
+                 r"\Big(\frac{\partial\mathcal L}{\partial a_2}\Big)",
+       source="Chain rule through the block of He et al. (2016a) with BN after each weight layer; BN's backward: "
+              "Ioffe & Szegedy (2015), §3 (catalogue E2: the chapter's dL/dW2 = dL/da2 a1^T ignores BN)")
+def weight_gradient_through_bn(ctx: RunContext) -> Evidence:
+    rng = ctx.rng
+    batch, width = (32, 16) if ctx.thorough else (8, 5)
+    fc1, fc2 = nn.Linear(width, width, bias=False, dtype=np.float64), nn.Linear(width, width, bias=False,
+                                                                                  dtype=np.float64)
+    deep.init_weight_(fc1.weight, "he", rng)
+    deep.init_weight_(fc2.weight, "he", rng)
+    bn = nn.BatchNorm1d(width, dtype=np.float64)
+    bn.weight.data[:] = rng.uniform(0.5, 2.0, width)
+    bn.bias.data[:] = rng.normal(0.0, 0.5, width)
+    x, c = rng.standard_normal((batch, width)), rng.standard_normal((batch, width))
+
+    def loss_of_w2(W2: Any) -> Any:                 # y = relu(BN(W2 relu(W1 x)) + x), L = <c, y>
+        u2 = dm.matmul(dm.relu(fc1(x)), dm.transpose(W2))
+        return dm.sum(dm.relu(bn(u2) + x) * c)
+    W2 = _np(fc2.weight)
+    auto = _np(dm.grad(loss_of_w2)(W2))
+    a1 = np.maximum(x @ _np(fc1.weight).T, 0.0)
+    gamma, beta = _np(bn.weight), _np(bn.bias)
+
+    def loss_of_u2(u2: np.ndarray) -> np.ndarray:   # NumPy, from u2 on: BN with batch statistics, then the block
+        a2 = gamma * (u2 - u2.mean(axis=0)) / np.sqrt(u2.var(axis=0) + bn.eps) + beta
+        return np.array([np.sum(np.maximum(a2 + x, 0.0) * c)])
+    u2 = a1 @ W2.T
+    dL_du2 = dm.numerical_jacobian(loss_of_u2, [u2.copy()], 0, 1e-6)[0]
+    corrected = dL_du2.T @ a1
+    a2 = gamma * (u2 - u2.mean(axis=0)) / np.sqrt(u2.var(axis=0) + bn.eps) + beta
+    dL_da2 = c * (a2 + x > 0)
+    printed = dL_da2.T @ a1
+    err, err_printed = _rel(auto, corrected), _rel(auto, printed)
+    fd_w = dm.numerical_jacobian(lambda w: np.array([float(_np(loss_of_w2(w)))]), [W2.copy()], 0, 1e-6)[0]
+    err_fd = _rel(fd_w, auto)
+    return Evidence.at_most(
+        err, FD_TOL, f"the oracle dL/du2 is by central differences: {FD_REASON}",
+        f"post-activation block with BN after W2, batch {batch}, width {width}: engine dL/dW2 against "
+        f"(dL/du2)^T a1 with dL/du2 by central differences through BN {err:.1e}; central differences on W2 directly "
+        f"{err_fd:.1e}; the printed (dL/da2)^T a1 {err_printed:.2f}",
+        cross_checks=(CrossCheck("finite-differences-on-W2", err_fd, FD_TOL, FD_REASON),),
+        printed=PrintedForm(r"\frac{\partial\mathcal L}{\partial W_2} = \frac{\partial\mathcal L}{\partial a_2}"
+                            r"a_1^\top", err_printed, "the chain rule through BN (Ioffe & Szegedy 2015, §3)"))

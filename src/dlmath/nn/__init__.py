@@ -9,6 +9,7 @@ plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 from . import (
     deep,  # chapter 4's plain and residual MLPs (ch-resbn)
     functional,
+    fusion,  # BN folding (ch-resbn)
     init,
     utils,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "cross_entropy",
     "deep",
     "functional",
+    "fusion",
     "init",
     "manual_seed",
     "mlp_logits",
