@@ -264,6 +264,18 @@ def _tangent_norms(blocks: Sequence[Callable[[Any], Any]], x: np.ndarray, v: np.
     return np.stack([np.sum(v * v, axis=-1)] + [np.sum(_np(t) ** 2, axis=-1) for t in tangents])
 
 
+def _adjoint_gap(blocks: Sequence[Callable[[Any], Any]], x: np.ndarray, v: np.ndarray, u: np.ndarray) -> float:
+    """|<J^T u, v> - <u, J v>| / (||J^T u|| ||v||): the reverse-mode input gradient is the transpose of the
+    forward-mode Jacobian, so E||J^T u||^2/||u||^2 = ||J||_F^2/n = E||J v||^2/||v||^2 is linear algebra."""
+    def f(h: Any) -> Any:
+        for blk in blocks:
+            h = blk(h)
+        return h
+    _, jv = dm.jvp(f, (x,), (v,))
+    jtu = _np(dm.grad(lambda h: dm.sum(f(h) * u))(x))
+    return abs(float(np.sum(jtu * v)) - float(np.sum(u * _np(jv)))) / float(np.linalg.norm(jtu) * np.linalg.norm(v))
+
+
 def _increment_rate(norms: list[np.ndarray]) -> tuple[float, float, int]:
     r"""log of the mean per-layer increment $\rho_l = \|t_l\|^2/\|t_{l-1}\|^2$ and its standard error.
 
@@ -317,14 +329,19 @@ def gradient_norm_vs_depth(ctx: RunContext) -> Evidence:
         "residual ReLU, alpha = 1": (deep.relu_residual_gradient_gain(g_he, g_lecun, 1.0), []),
     }
     sqrt_norms: dict[int, list[np.ndarray]] = {d: [] for d in DEPTHS}
-    for _ in range(seeds):
+    adjoint = 0.0
+    for seed in range(seeds):
         x, v = rng.standard_normal((batch, width)), rng.standard_normal((batch, width))
         for name, init in (("plain ReLU, PyTorch default init (sigma_w^2 = 1/3)", "default"),
                            ("plain ReLU, He init (sigma_w^2 = 2)", "he")):
             plain = deep.PlainMLP(L, width, "relu", init, dtype=np.float64, generator=rng)
-            configs[name][1].append(_tangent_norms([lambda h, m=m: plain._phi(m(h)) for m in plain.layers], x, v))
+            layers = [lambda h, m=m: plain._phi(m(h)) for m in plain.layers]
+            configs[name][1].append(_tangent_norms(layers, x, v))
         res = deep.ResidualMLP(L, width, "relu", 1.0, dtype=np.float64, generator=rng)
         configs["residual ReLU, alpha = 1"][1].append(_tangent_norms(list(res.blocks), x, v))
+        if seed == 0:
+            u = rng.standard_normal((batch, width))
+            adjoint = max(_adjoint_gap(layers, x, v, u), _adjoint_gap(list(res.blocks), x, v, u))
         # alpha = 1/sqrt(d): the first d blocks of a fresh depth-L net are a depth-d net's blocks
         res = deep.ResidualMLP(L, width, "relu", 1.0, dtype=np.float64, generator=rng)
         for d in DEPTHS:
@@ -353,7 +370,10 @@ def gradient_norm_vs_depth(ctx: RunContext) -> Evidence:
         f"L={d}: {m:.3f} +- {s:.3f} (exact {e:.3f})" for d, m, e, s in bounded))
     limit = math.log(math.e ** (g_he * g_lecun / 2))          # log e^{sigma1^2 sigma2^2 / 2} = 1
     worst_excess = max((m - limit) / s for d, m, e, s in bounded)
-    cross = [CrossCheck("sqrt-L-bounded", worst_excess, 4.5,
+    cross = [CrossCheck("adjoint-reverse-forward", adjoint, L * ROUNDING_TOL,
+                        f"<J^T u, v> = <u, J v> at depth {L} (He plain net and alpha = 1 residual net): rounding only, "
+                        f"{ROUNDING_TOL:.1e} per layer"),
+             CrossCheck("sqrt-L-bounded", worst_excess, 4.5,
                         f"log E r(L) <= {limit:g} for every L (constant factor e): the largest excess in standard "
                         "errors of the per-depth estimate must stay below 4.5")]
     drift = 2.5 / width
@@ -370,7 +390,8 @@ def gradient_norm_vs_depth(ctx: RunContext) -> Evidence:
         f"estimated from <= 200 increments (z spread 1.16 measured over 60 repetitions), and 4.5 SE over {len(zs)} "
         "estimates leaves a false-fail rate near 1e-3",
         f"width {width}, {seeds} seeds x batch {batch}, bias-free layers, r = ||J v||^2/||v||^2 by forward mode "
-        "(E||J v||^2/||v||^2 = E||J^T u||^2/||u||^2 = E||J||_F^2/n for isotropic v, u). " + "; ".join(lines),
+        "(E||J v||^2/||v||^2 = E||J^T u||^2/||u||^2 = E||J||_F^2/n for isotropic v, u; the reverse-mode input "
+        f"gradient is checked to be J^T by <J^T u, v> = <u, J v> to {adjoint:.1e}). " + "; ".join(lines),
         cross_checks=tuple(cross),
         figure={"depths": list(DEPTHS), "log_mean_ratio": {
             name: _log_mean_by_depth(norms, DEPTHS).tolist() for name, (_, norms) in configs.items()}
