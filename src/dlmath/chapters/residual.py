@@ -574,3 +574,37 @@ def weight_gradient_through_bn(ctx: RunContext) -> Evidence:
         cross_checks=(CrossCheck("finite-differences-on-W2", err_fd, FD_TOL, FD_REASON),),
         printed=PrintedForm(r"\frac{\partial\mathcal L}{\partial W_2} = \frac{\partial\mathcal L}{\partial a_2}"
                             r"a_1^\top", err_printed, "the chain rule through BN (Ioffe & Szegedy 2015, §3)"))
+
+
+# ----- C12: aggregated transformations (ResNeXt) ---------------------------------------------------------------------
+@claim("residual.aggregated-transforms",
+       title="A sum of C bottleneck branches is one wide block with stacked weights (ResNeXt's equivalence)",
+       statement=r"x + \sum_{i=1}^{C} W_2^{(i)}\,\mathrm{relu}(W_1^{(i)}x) = x + "
+                 r"\big[W_2^{(1)}\cdots W_2^{(C)}\big]\,\mathrm{relu}\Big(\begin{bmatrix}W_1^{(1)}\\ \vdots\\"
+                 r"W_1^{(C)}\end{bmatrix}x\Big)",
+       source="Xie, Girshick, Dollar, Tu & He (2017), Aggregated residual transformations for deep neural networks, "
+              "Eq. 3 and Fig. 3 (a)-(b)")
+def aggregated_transforms(ctx: RunContext) -> Evidence:
+    rng = ctx.rng
+    width, cardinality, bottleneck, batch = (64, 32, 4, 16) if ctx.thorough else (16, 8, 2, 4)
+    branches = [(nn.Linear(width, bottleneck, bias=False, dtype=np.float64, generator=rng),
+                 nn.Linear(bottleneck, width, bias=False, dtype=np.float64, generator=rng))
+                for _ in range(cardinality)]
+    x = rng.standard_normal((batch, width))
+
+    def aggregated(h: Any) -> Any:
+        out = h
+        for fc1, fc2 in branches:
+            out = out + fc2(dm.relu(fc1(h)))
+        return out
+    W1 = np.concatenate([_np(fc1.weight) for fc1, _ in branches], axis=0)      # (C d, width)
+    W2 = np.concatenate([_np(fc2.weight) for _, fc2 in branches], axis=1)      # (width, C d)
+    wide = x + np.maximum(x @ W1.T, 0.0) @ W2.T
+    err = _rel(_np(aggregated(x)), wide)
+    jac = _np(dm.jacobian(aggregated, mode="reverse")(x[0]))
+    jac_wide = np.eye(width) + (W2 * (W1 @ x[0] > 0)) @ W1
+    jac_err = _rel(jac, jac_wide)
+    return Evidence.at_most(
+        max(err, jac_err), cardinality * ROUNDING_TOL, f"{ROUNDING_REASON}, per branch summed",
+        f"width {width}, cardinality {cardinality}, bottleneck width {bottleneck}: the sum of the branches (engine) "
+        f"against the wide block with stacked weights (NumPy) {err:.1e}; their input Jacobians {jac_err:.1e}")
