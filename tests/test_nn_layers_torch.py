@@ -388,3 +388,20 @@ def test_loss_errors_are_clear() -> None:
         F.nll_loss(x, np.array([0.0, 1.0]))
     with pytest.warns(UserWarning, match="broadcast"):
         F.mse_loss(x, np.zeros(3))
+
+
+def test_fused_batch_norm_gradient_after_in_place_change_of_its_input() -> None:
+    """The backward reuses the batch statistics between its rules; a changed input must not see old ones."""
+    rng = np.random.default_rng(10)
+    x = dm.tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    w = dm.tensor(rng.uniform(0.5, 2, 3), requires_grad=False)  # only the x rule runs: nothing consumes the cache
+    ct = rng.standard_normal((5, 3))
+    for _ in range(2):
+        (F.batch_norm(x, None, None, w, None, training=True) * ct).sum().backward()
+        xt = torch.tensor(x.data, requires_grad=True)
+        (TF.batch_norm(xt, None, None, torch.tensor(w.data), None, training=True) * torch.tensor(ct)).sum().backward()
+        _close(x.grad, xt.grad)
+        x.grad = None
+        with dm.no_grad():
+            x.data *= 3.0
+            x.data += 1.0

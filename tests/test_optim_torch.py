@@ -125,3 +125,27 @@ def test_clip_grad_norm_nonfinite() -> None:
     with pytest.raises(dm.GradientError, match="total norm"):
         clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
     assert clip_grad_norm_([nn.Parameter(np.zeros(2))], 1.0) == 0.0
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.AdamW(ps, amsgrad=True)])
+def test_optimizer_state_dict_resumes_exactly(make) -> None:
+    rng = np.random.default_rng(2)
+    init = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+    grads = [[rng.standard_normal(a.shape) for a in init] for _ in range(6)]
+
+    def run(split: bool) -> list[np.ndarray]:
+        ps = [nn.Parameter(a) for a in init]
+        opt = make(ps)
+        for k, gs in enumerate(grads):
+            if split and k == 3:  # a fresh optimizer resumes from the saved state
+                saved = opt.state_dict()
+                opt = make(ps)
+                opt.load_state_dict(saved)
+            for p, g in zip(ps, gs, strict=True):
+                p.grad = dm.tensor(g)
+            opt.step()
+        return [p.data for p in ps]
+
+    for a, b in zip(run(False), run(True), strict=True):
+        np.testing.assert_array_equal(a, b)
