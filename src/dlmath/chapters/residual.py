@@ -310,10 +310,9 @@ def _jackknife_se(norms: list[np.ndarray], depths: Sequence[int]) -> float:
        title="At initialisation a plain ReLU net's input gradient vanishes or explodes geometrically unless "
              "He-initialised; a residual net's stays within a constant factor with branches scaled by 1/sqrt(L)",
        statement=r"\frac{\mathbb E\|\partial\mathcal L/\partial h^{(0)}\|^2}{\|\partial\mathcal L/\partial h^{(L)}\|^2}"
-                 r"= \frac{\mathbb E\|J\|_F^2}{n} = \begin{cases}(\sigma_w^2/2)^L & \text{plain ReLU, }"
-                 r"\mathrm{Var}\,w = \sigma_w^2/n\\ (1+\alpha^2\sigma_1^2\sigma_2^2/2)^L & \text{residual }"
-                 r"h + \alpha W_2\mathrm{relu}(W_1h)\end{cases};"
-                 r"\ \ \alpha = 1/\sqrt L:\ \le e^{\sigma_1^2\sigma_2^2/2}",
+                 r" = \frac{\mathbb E\|J\|_F^2}{n} = (\sigma_w^2/2)^L\ \text{(plain ReLU, Var}\,w = \sigma_w^2/n\text{)},"
+                 r"\ (1+\alpha^2\sigma_1^2\sigma_2^2/2)^L\ \text{(residual } h + \alpha W_2\mathrm{relu}(W_1h)\text{)};"
+                 r"\ \alpha = 1/\sqrt L:\ \le e^{\sigma_1^2\sigma_2^2/2}",
        source="He, Zhang, Ren & Sun (2015), Delving deep into rectifiers, §2.2 (backward case); Hanin (2018), "
               "Which neural net architectures give rise to exploding and vanishing gradients?; Hanin & Rolnick "
               "(2018); Zhang, Dauphin & Ma (2019), Fixup initialization")
@@ -580,8 +579,7 @@ def weight_gradient_through_bn(ctx: RunContext) -> Evidence:
 @claim("residual.aggregated-transforms",
        title="A sum of C bottleneck branches is one wide block with stacked weights (ResNeXt's equivalence)",
        statement=r"x + \sum_{i=1}^{C} W_2^{(i)}\,\mathrm{relu}(W_1^{(i)}x) = x + "
-                 r"\big[W_2^{(1)}\cdots W_2^{(C)}\big]\,\mathrm{relu}\Big(\begin{bmatrix}W_1^{(1)}\\ \vdots\\"
-                 r"W_1^{(C)}\end{bmatrix}x\Big)",
+                 r"[W_2^{(1)} \cdots W_2^{(C)}]\,\mathrm{relu}([W_1^{(1)}; \dots; W_1^{(C)}]\,x)",
        source="Xie, Girshick, Dollar, Tu & He (2017), Aggregated residual transformations for deep neural networks, "
               "Eq. 3 and Fig. 3 (a)-(b)")
 def aggregated_transforms(ctx: RunContext) -> Evidence:
