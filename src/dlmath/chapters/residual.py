@@ -310,7 +310,8 @@ def _jackknife_se(norms: list[np.ndarray], depths: Sequence[int]) -> float:
        title="At initialisation a plain ReLU net's input gradient vanishes or explodes geometrically unless "
              "He-initialised; a residual net's stays within a constant factor with branches scaled by 1/sqrt(L)",
        statement=r"\frac{\mathbb E\|\partial\mathcal L/\partial h^{(0)}\|^2}{\|\partial\mathcal L/\partial h^{(L)}\|^2}"
-                 r" = \frac{\mathbb E\|J\|_F^2}{n} = (\sigma_w^2/2)^L\ \text{(plain ReLU, Var}\,w = \sigma_w^2/n\text{)},"
+                 r" = \frac{\mathbb E\|J\|_F^2}{n} = (\sigma_w^2/2)^L"
+                 r"\ \text{(plain ReLU, Var}\,w = \sigma_w^2/n\text{)},"
                  r"\ (1+\alpha^2\sigma_1^2\sigma_2^2/2)^L\ \text{(residual } h + \alpha W_2\mathrm{relu}(W_1h)\text{)};"
                  r"\ \alpha = 1/\sqrt L:\ \le e^{\sigma_1^2\sigma_2^2/2}",
        source="He, Zhang, Ren & Sun (2015), Delving deep into rectifiers, §2.2 (backward case); Hanin (2018), "
