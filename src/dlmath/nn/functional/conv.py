@@ -123,7 +123,8 @@ def _from_buffer(buf: np.ndarray, geo: _Geometry) -> np.ndarray:
     """The inverse of `_to_buffer` on the unpadded region: (rows, C) -> (N, C, H, W)."""
     (p0, _), (q0, _) = geo.pad
     img = buf[:geo.n * geo.hp * geo.wq].reshape(geo.n, geo.hp, geo.wq, geo.c)
-    return np.ascontiguousarray(img[:, p0:p0 + geo.h, q0:q0 + geo.w, :].transpose(0, 3, 1, 2))
+    # always a copy (ascontiguousarray would return the scratch buffer itself when the view happens to be contiguous)
+    return np.array(img[:, p0:p0 + geo.h, q0:q0 + geo.w, :].transpose(0, 3, 1, 2), order="C")
 
 
 def _blocks(geo: _Geometry) -> list[tuple[int, Any]]:
@@ -190,7 +191,8 @@ def _conv_forward(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
             part = np.matmul(_window_view(src, geo, offset, g), _weight_block(w, geo, k),
                              out=_scratch("part", acc.shape, dt))
             np.add(acc, part, out=acc)
-    return np.ascontiguousarray(_grid_view(acc, geo)).reshape(geo.n, geo.o, geo.ho, geo.wo)
+    # a copy out of the scratch grid, always (see _from_buffer)
+    return np.array(_grid_view(acc, geo), order="C").reshape(geo.n, geo.o, geo.ho, geo.wo)
 
 
 def _grid_cotangent(gy: np.ndarray, geo: _Geometry, groups: int) -> np.ndarray:
