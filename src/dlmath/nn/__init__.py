@@ -15,6 +15,7 @@ from . import (
 )
 from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout1d, Dropout2d
 from .functional.loss import cross_entropy, mse_loss
 from .init import manual_seed
@@ -23,13 +24,21 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .mlp import MLP, mlp_logits
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
 from .normalization import LayerNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .residual import BasicBlock, PreActBlock, ResNetSmall, resnet_small
 
 __all__ = [
     "GELU",
     "MLP",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
     "BCEWithLogitsLoss",
+    "BasicBlock",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
     "Dropout1d",
@@ -42,11 +51,15 @@ __all__ = [
     "Linear",
     "LogSoftmax",
     "MSELoss",
+    "MaxPool1d",
+    "MaxPool2d",
     "Module",
     "ModuleList",
     "NLLLoss",
     "Parameter",
+    "PreActBlock",
     "ReLU",
+    "ResNetSmall",
     "Sequential",
     "Sigmoid",
     "Softmax",
@@ -60,5 +73,6 @@ __all__ = [
     "manual_seed",
     "mlp_logits",
     "mse_loss",
+    "resnet_small",
     "utils",
 ]

@@ -4,16 +4,23 @@ Each submodule holds one family; this package re-exports them all.
 """
 
 from .activation import flatten, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .conv import conv1d, conv2d, pad
 from .dropout import dropout, dropout1d, dropout2d
 from .linear import linear
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .normalization import batch_norm, batch_norm_composed, batch_norm_train, layer_norm
+from .pooling import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 
 __all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
     "batch_norm",
     "batch_norm_composed",
     "batch_norm_train",
     "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
     "cross_entropy",
     "dropout",
     "dropout1d",
@@ -24,8 +31,11 @@ __all__ = [
     "leaky_relu",
     "linear",
     "log_softmax",
+    "max_pool1d",
+    "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "pad",
     "relu",
     "sigmoid",
     "softmax",
