@@ -17,7 +17,8 @@ import dlmath as dm
 from dlmath import chapters
 from dlmath import verify as vf
 from dlmath.chapters import residual as res
-from dlmath.nn import deep
+from dlmath.nn import Conv2d, deep, resnet
+from dlmath.nn import residual as nn_residual
 from dlmath.nn.functional import normalization as norm
 from test_claims_can_fail import scaled_vjp
 
@@ -54,6 +55,14 @@ def _relu_leaks(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(dm.ops.relu, "forward", lambda x: np.where(x > 0, x, 0.01 * x))
 
 
+def _conv3x3_with_bias(mp: pytest.MonkeyPatch) -> None:
+    """torchvision's 3x3 convolutions have no bias (BN follows); one with a bias adds parameters."""
+    def conv3x3(i: int, o: int, stride: int = 1, dtype: Any = None) -> Conv2d:
+        return Conv2d(i, o, 3, stride=stride, padding=1, dtype=dtype)
+    mp.setattr(nn_residual, "conv3x3", conv3x3)
+    mp.setattr(resnet, "conv3x3", conv3x3)
+
+
 def _bn_input_rule_off_by_10pc(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(norm.batch_norm_train, "vjps", scaled_vjp(norm.batch_norm_train, 0, 1.1))
 
@@ -69,6 +78,7 @@ BREAKERS: dict[str, Breaker] = {
     "residual.veit-paths": _shortcut_scaled_by_0_9,
     "residual.weight-gradient-through-bn": _bn_input_rule_off_by_10pc,
     "residual.aggregated-transforms": _relu_leaks,
+    "residual.resnet-parameter-counts": _conv3x3_with_bias,
 }
 
 
@@ -83,7 +93,7 @@ def _run(claim_id: str, seed: int = 0) -> vf.Result:
 
 def test_every_claim_has_a_breaker() -> None:
     registered = set(_claims())
-    assert len(registered) >= 10
+    assert len(registered) >= 11
     assert registered == set(BREAKERS), (
         f"claims without a breaker: {sorted(registered - set(BREAKERS))}; "
         f"breakers of no claim: {sorted(set(BREAKERS) - registered)}")

@@ -607,3 +607,44 @@ def aggregated_transforms(ctx: RunContext) -> Evidence:
         max(err, jac_err), cardinality * ROUNDING_TOL, f"{ROUNDING_REASON}, per branch summed",
         f"width {width}, cardinality {cardinality}, bottleneck width {bottleneck}: the sum of the branches (engine) "
         f"against the wide block with stacked weights (NumPy) {err:.1e}; their input Jacobians {jac_err:.1e}")
+
+
+# ----- C14: the ImageNet ResNets, parameter for parameter -------------------------------------------------------------
+TORCHVISION_PARAMETER_COUNTS: dict[tuple[str, int], int] = {
+    # sum(p.numel() for p in torchvision.models.<name>(num_classes=k).parameters()), torchvision 0.x
+    ("resnet18", 10): 11_181_642,
+    ("resnet18", 1000): 11_689_512,
+    ("resnet34", 1000): 21_797_672,
+    ("resnet50", 1000): 25_557_032,
+    ("resnet101", 1000): 44_549_160,
+    ("resnet152", 1000): 60_192_808,
+}
+
+
+@claim("residual.resnet-parameter-counts",
+       title="ResNet-18/34/50/101/152 with block counts [2,2,2,2], [3,4,6,3], [3,4,6,3], [3,4,23,3], [3,8,36,3] "
+             "have torchvision's parameter counts",
+       statement=r"\#\theta(\text{ResNet-18}, 10\text{ classes}) = 11{,}181{,}642,\ "
+                 r"\#\theta(\text{ResNet-34}) = 21{,}797{,}672,\ \dots",
+       source="He, Zhang, Ren & Sun (2016), Table 1; torchvision.models.resnet (the parameter counts)")
+def resnet_parameter_counts(ctx: RunContext) -> Evidence:
+    from ..nn import resnet
+
+    names = list(TORCHVISION_PARAMETER_COUNTS) if ctx.thorough else [("resnet18", 10)]
+    worst, lines, shape_ok = 0, [], 1.0
+    for name, classes in names:
+        net = getattr(resnet, name)(num_classes=classes)
+        count = sum(int(p.data.size) for p in net.parameters())
+        worst = max(worst, abs(count - TORCHVISION_PARAMETER_COUNTS[name, classes]))
+        lines.append(f"{name}({classes} classes): {count:,}")
+        if ctx.thorough and (name, classes) == ("resnet18", 10):
+            net.eval()
+            out = net(np.zeros((2, 3, 32, 32), dtype=np.float32))
+            shape_ok = float(tuple(out.shape) == (2, 10))
+    checks = (CrossCheck("output-shape", shape_ok, 1.0, "resnet18(num_classes=10) maps (2, 3, 32, 32) to (2, 10)",
+                         comparison=">="),)
+    return Evidence.at_most(
+        worst, 0.0, "integer counts: exact",
+        "parameter counts " + ", ".join(lines) + " against torchvision's"
+        + ("" if ctx.thorough else "; ResNet-34/50/101/152 and the forward shape under --thorough"),
+        cross_checks=checks)

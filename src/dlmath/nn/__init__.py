@@ -11,6 +11,7 @@ from . import (
     functional,
     fusion,  # BN folding (ch-resbn)
     init,
+    resnet,  # torchvision's ImageNet ResNets (ch-resbn)
     utils,
 )
 from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
@@ -73,6 +74,7 @@ __all__ = [
     "manual_seed",
     "mlp_logits",
     "mse_loss",
+    "resnet",
     "resnet_small",
     "utils",
 ]
