@@ -129,3 +129,12 @@ def test_the_verdicts_hold_over_seeds() -> None:
         for cid in _claims():
             r = _run(cid, seed)
             assert r.verdict == "pass", (cid, seed, r.error, r.evidence)
+
+
+def test_thorough_runs_pass() -> None:
+    """The larger sweeps of --thorough (width 128, 12 seeds for the depth claim); the ResNet-152 count is left
+    to `dlmath verify --thorough` (building 60M parameters takes seconds)."""
+    for cid in _claims():
+        if cid != "residual.resnet-parameter-counts":
+            r = vf.run_claim(_claims()[cid], seed=0, thorough=True)
+            assert r.verdict == "pass", (cid, r.error, r.evidence)
