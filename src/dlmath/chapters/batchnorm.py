@@ -284,6 +284,7 @@ def scale_invariance(ctx: RunContext) -> Evidence:
         return _np(F.batch_norm(U @ Wm.T, None, None, training=True, eps=eps))
     a = 3.7
     inv_err = _rel(bn_out(a * W), bn_out(W))
+    flip_err = _rel(bn_out(-a * W), -bn_out(W))            # the scope a > 0: a negative scale flips the sign
     gW = _np(dm.grad(loss)(W))
     gaW = _np(dm.grad(loss)(a * W))
     scale_err = _rel(gaW, gW / a)
@@ -313,12 +314,15 @@ def scale_invariance(ctx: RunContext) -> Evidence:
         measured, 1e4 * F64_EPS,
         "exact identities at eps = 0 evaluated in float64 through a tanh and a batch of m; 1e4 ulps covers "
         "the cancellation in the orthogonality ratio",
-        f"U {m}x{d_in}, W {d_out}x{d_in}, loss <G, tanh(BN(U W^T))>, a = {a}: rel. |BN(aWu) - BN(Wu)| {inv_err:.1e}; "
+        f"U {m}x{d_in}, W {d_out}x{d_in}, loss <G, tanh(BN(U W^T))>, a = {a}: rel. |BN(aWu) - BN(Wu)| {inv_err:.1e} "
+        f"(and |BN(-aWu) + BN(Wu)| {flip_err:.1e}: a > 0 is needed); "
         f"|grad(aW) - grad(W)/a| {scale_err:.1e}; max per-row cos(grad_j, W_j) {ortho:.1e}; one GD step "
         f"||W - eta g||^2 - ||W||^2 - eta^2 ||g||^2 (rel.) {step_err:.1e}; one row scaled by a: its gradient /a, "
         f"others unchanged {row_err:.1e}, while the printed '1/||Wx||' predicts {printed_err:.2f}. With eps = 1e-2 "
         f"the invariance is approximate: {eps_gap:.1e}. Directional finite differences of the gradient: {fd_err:.1e}",
-        cross_checks=(CrossCheck("finite-differences", fd_err, FD_TOL, FD_REASON),),
+        cross_checks=(CrossCheck("finite-differences", fd_err, FD_TOL, FD_REASON),
+                      CrossCheck("negative-scale-flips-sign", flip_err, 1e4 * F64_EPS,
+                                 "BN(-aWu) = -BN(Wu) exactly: the invariance needs a > 0")),
         printed=PrintedForm(r"\partial\,\mathrm{BN}(Wx)/\partial W \propto 1/\|Wx\|", printed_err,
                             "Ioffe & Szegedy (2015), §3.3: scale invariance, the gradient scales as 1/a per row"))
 
