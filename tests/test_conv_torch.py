@@ -358,3 +358,19 @@ def test_count_flops():
 def test_bad_input_errors(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+def test_results_never_alias_the_scratch_buffers():
+    """1x1 kernels on one channel make the internal views contiguous: the outputs must still be fresh arrays."""
+    x = np.random.default_rng(9).standard_normal((2, 1, 4, 5))
+    w = np.ones((1, 1, 1, 1))
+    y1 = F.conv2d(x, w)
+    y2 = F.conv2d(2 * x, w)
+    np.testing.assert_array_equal(y1, x)
+    np.testing.assert_array_equal(y2, 2 * x)
+    a1 = F.avg_pool2d(x, 1)
+    F.avg_pool2d(3 * x, 1)
+    np.testing.assert_array_equal(a1, x)
+    g1 = dm.vjp(lambda a: F.conv2d(a, w), x)[1](x)[0]
+    dm.vjp(lambda a: F.conv2d(a, w), x)[1](5 * x)
+    np.testing.assert_array_equal(g1, x)

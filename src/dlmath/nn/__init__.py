@@ -6,7 +6,14 @@ per family), ``dlmath.nn.functional`` (the same operations as functions) and
 plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 """
 
-from . import functional, init, utils
+from . import (
+    deep,  # chapter 4's plain and residual MLPs (ch-resbn)
+    functional,
+    fusion,  # BN folding (ch-resbn)
+    init,
+    resnet,  # torchvision's ImageNet ResNets (ch-resbn)
+    utils,
+)
 from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv1d, Conv2d
@@ -60,11 +67,14 @@ __all__ = [
     "StateDictError",
     "Tanh",
     "cross_entropy",
+    "deep",
     "functional",
+    "fusion",
     "init",
     "manual_seed",
     "mlp_logits",
     "mse_loss",
+    "resnet",
     "resnet_small",
     "utils",
 ]

@@ -28,6 +28,7 @@ adjacent in memory and fuse into one GEMM with inner dimension $k_w C$.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -88,9 +89,30 @@ def _geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: Pair, padd
                      sh * wq // sw, q_img, n * q_img, rows, groups == 1 and dw == 1)
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A work array reused between calls (one per key, dtype and thread; it grows as needed).
+
+    Why: a fresh multi-megabyte array comes from mmap and page-faults on first touch, every call;
+    measured here that doubled the conv's time (docs/conv.md). Only intermediates live here: every
+    array a primitive returns is a fresh copy."""
+    store = getattr(_SCRATCH, "arrays", None)
+    if store is None:
+        store = _SCRATCH.arrays = {}
+    dt = np.dtype(dtype)
+    n = math.prod(shape)
+    arr = store.get((key, dt))
+    if arr is None or arr.size < n:
+        arr = store[(key, dt)] = np.empty(n, dtype=dt)
+    return arr[:n].reshape(shape)
+
+
 def _to_buffer(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """The zero-padded input, channels-last, flattened to (rows, C): one copy of x."""
-    buf = np.zeros((geo.rows, geo.c), dtype=x.dtype)
+    buf = _scratch("buf", (geo.rows, geo.c), x.dtype)
+    buf.fill(0)
     (p0, _), (q0, _) = geo.pad
     img = buf[:geo.n * geo.hp * geo.wq].reshape(geo.n, geo.hp, geo.wq, geo.c)
     img[:, p0:p0 + geo.h, q0:q0 + geo.w, :] = x.transpose(0, 2, 3, 1)
@@ -101,7 +123,8 @@ def _from_buffer(buf: np.ndarray, geo: _Geometry) -> np.ndarray:
     """The inverse of `_to_buffer` on the unpadded region: (rows, C) -> (N, C, H, W)."""
     (p0, _), (q0, _) = geo.pad
     img = buf[:geo.n * geo.hp * geo.wq].reshape(geo.n, geo.hp, geo.wq, geo.c)
-    return np.ascontiguousarray(img[:, p0:p0 + geo.h, q0:q0 + geo.w, :].transpose(0, 3, 1, 2))
+    # always a copy (ascontiguousarray would return the scratch buffer itself when the view happens to be contiguous)
+    return np.array(img[:, p0:p0 + geo.h, q0:q0 + geo.w, :].transpose(0, 3, 1, 2), order="C")
 
 
 def _blocks(geo: _Geometry) -> list[tuple[int, Any]]:
@@ -119,8 +142,9 @@ def _source(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     if not geo.fused:
         return buf
     it = buf.itemsize
-    return np.ascontiguousarray(as_strided(buf, shape=(geo.rows - geo.kw + 1, geo.kw * geo.c),
-                                           strides=(geo.c * it, it), writeable=False))
+    src = _scratch("src", (geo.rows - geo.kw + 1, geo.kw * geo.c), buf.dtype)
+    np.copyto(src, as_strided(buf, shape=src.shape, strides=(geo.c * it, it), writeable=False))
+    return src
 
 
 def _window_view(src: np.ndarray, geo: _Geometry, offset: int, groups: int) -> np.ndarray:
@@ -135,50 +159,82 @@ def _window_view(src: np.ndarray, geo: _Geometry, offset: int, groups: int) -> n
 
 
 def _grid_view(acc: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """The valid outputs inside the (G, Og, M) grid, as an (N, G, Og, Ho, Wo) view."""
-    g, og, _ = acc.shape
+    """The valid outputs inside the (G, M, Og) grid, as an (N, G, Og, Ho, Wo) view."""
+    g, _, og = acc.shape
     it = acc.itemsize
     return as_strided(acc, shape=(geo.n, g, og, geo.ho, geo.wo),
-                      strides=(geo.q_img * it, og * geo.m * it, geo.m * it, geo.r * it, it))
+                      strides=(geo.q_img * og * it, geo.m * og * it, it, geo.r * og * it, og * it))
 
 
 def _weight_block(w: np.ndarray, geo: _Geometry, k: Any) -> np.ndarray:
-    """The kernel slice matching a block, as a (G, Og, K) left-hand side."""
-    if geo.fused:   # (O, C, kw) -> (1, O, kw*C): the order of a source row's entries
-        return w[:, :, k, :].transpose(0, 2, 1).reshape(1, geo.o, geo.kw * geo.c)
+    """The kernel slice matching a block, as a (G, K, Og) right-hand side."""
+    if geo.fused:   # (O, C, kw) -> (1, kw*C, O): the order of a source row's entries
+        return w[:, :, k, :].transpose(2, 1, 0).reshape(1, geo.kw * geo.c, geo.o)
     i, j = k
     g = geo.groups
-    return w[:, :, i, j].reshape(g, geo.o // g, geo.c // g)
+    return w[:, :, i, j].reshape(g, geo.o // g, geo.c // g).transpose(0, 2, 1)
 
 
 def _conv_forward(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """y = x * W (cross-correlation), (N, C, H, W) -> (N, O, Ho, Wo): one GEMM per block on buffer views."""
+    """y = x * W (cross-correlation), (N, C, H, W) -> (N, O, Ho, Wo): one GEMM per block on buffer views.
+
+    The GEMMs are (M, K) x (K, Og) with the long axis M first: OpenBLAS runs this orientation about 1.7x
+    faster than (Og, K) x (K, M) for these thin shapes (measured, docs/conv.md)."""
     src = _source(x, geo)
     g = 1 if geo.fused else geo.groups
-    acc = None
-    for offset, k in _blocks(geo):
-        part = np.matmul(_weight_block(w, geo, k), _window_view(src, geo, offset, g).transpose(0, 2, 1))
-        acc = part if acc is None else np.add(acc, part, out=acc)
-    return np.ascontiguousarray(_grid_view(acc, geo)).reshape(geo.n, geo.o, geo.ho, geo.wo)
+    dt = np.result_type(x, w)
+    acc = _scratch("acc", (g, geo.m, geo.o // g), dt)
+    for b, (offset, k) in enumerate(_blocks(geo)):
+        if b == 0:
+            np.matmul(_window_view(src, geo, offset, g), _weight_block(w, geo, k), out=acc)
+        else:
+            part = np.matmul(_window_view(src, geo, offset, g), _weight_block(w, geo, k),
+                             out=_scratch("part", acc.shape, dt))
+            np.add(acc, part, out=acc)
+    # a copy out of the scratch grid, always (see _from_buffer)
+    return np.array(_grid_view(acc, geo), order="C").reshape(geo.n, geo.o, geo.ho, geo.wo)
 
 
 def _grid_cotangent(gy: np.ndarray, geo: _Geometry, groups: int) -> np.ndarray:
-    """The output cotangent placed on the (G, Og, M) grid, zero at thrown-away positions."""
+    """The output cotangent placed on the (G, M, Og) grid, zero at thrown-away positions."""
     og = geo.o // groups
-    acc = np.zeros((groups, og, geo.m), dtype=gy.dtype)
+    acc = _scratch("grid", (groups, geo.m, og), gy.dtype)
+    acc.fill(0)
     _grid_view(acc, geo)[...] = gy.reshape(geo.n, groups, og, geo.ho, geo.wo)
     return acc
 
 
 def _conv_input_grad(gy: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """x-bar = adjoint of x -> x * W at gy (col2im): a GEMM per block, scatter-added into the buffer."""
+    r"""x-bar = adjoint of x -> x * W at gy.
+
+    Stride 1 (the common case): the adjoint is itself a correlation, of gy padded by $d(k-1) - p$ with
+    the kernel flipped in space and its in/out channels swapped, $\bar x = \mathrm{pad}(g) \star
+    \mathrm{flip}(W)^\top$, so it runs on the forward's kernels (measured faster than the scatter).
+    Otherwise col2im: a GEMM per block, scatter-added into the buffer over the kernel offsets."""
+    (dh, dw), (sh, sw) = geo.dilation, geo.stride
+    reach = (dh * (geo.kh - 1), dw * (geo.kw - 1))
+    if (sh, sw) == (1, 1) and all(p <= r for r, pair in zip(reach, geo.pad, strict=True) for p in pair):
+        gr = geo.groups
+        w_t = w.reshape(gr, geo.o // gr, geo.c // gr, geo.kh, geo.kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+        w_t = w_t.reshape(geo.c, geo.o // gr, geo.kh, geo.kw)
+        pads = tuple((r - p0, r - p1) for r, (p0, p1) in zip(reach, geo.pad, strict=True))
+        return _conv_forward(gy, w_t, _geometry(gy.shape, w_t.shape, (1, 1), pads, geo.dilation, gr))
+    return _conv_input_grad_scatter(gy, w, geo)
+
+
+def _conv_input_grad_scatter(gy: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """col2im: x-bar by one GEMM per block, scatter-added into the buffer over the kernel offsets."""
     g = 1 if geo.fused else geo.groups
-    gg = _grid_cotangent(gy, geo, g).transpose(0, 2, 1)                       # (G, M, Og)
-    dbuf = np.zeros((geo.rows, geo.c), dtype=np.result_type(gy, w))
+    gg = _grid_cotangent(gy, geo, g)                                           # (G, M, Og)
+    dt = np.result_type(gy, w)
+    dbuf = _scratch("dbuf", (geo.rows, geo.c), dt)
+    dbuf.fill(0)
     cg, it, sw = geo.c // g, dbuf.itemsize, geo.stride[1]
     flat = dbuf.reshape(-1)
+    kb = geo.kw * geo.c if geo.fused else cg
     for offset, k in _blocks(geo):
-        part = np.matmul(gg, _weight_block(w, geo, k))                         # (G, M, K)
+        part = np.matmul(gg, _weight_block(w, geo, k).transpose(0, 2, 1),
+                         out=_scratch("part", (g, geo.m, kb), dt))                # (G, M, K)
         # fused rows overlap between neighbouring grid positions: add one kernel column at a time
         cols = [(offset + j, part[:, :, j * geo.c:(j + 1) * geo.c]) for j in range(geo.kw)] if geo.fused \
             else [(offset, part)]
@@ -189,18 +245,18 @@ def _conv_input_grad(gy: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarra
 
 
 def _conv_weight_grad(x: np.ndarray, gy: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """W-bar = adjoint of W -> x * W at gy: one GEMM (grid cotangent times view) per block."""
+    """W-bar = adjoint of W -> x * W at gy: one GEMM (view^T times grid cotangent) per block."""
     g = 1 if geo.fused else geo.groups
-    gg = _grid_cotangent(gy, geo, g)                                           # (G, Og, M)
+    gg = _grid_cotangent(gy, geo, g)                                           # (G, M, Og)
     src = _source(x, geo)
     dw = np.empty((geo.o, geo.c // geo.groups, geo.kh, geo.kw), dtype=np.result_type(x, gy))
     for offset, k in _blocks(geo):
-        part = np.matmul(gg, _window_view(src, geo, offset, g))              # (G, Og, K)
+        part = np.matmul(_window_view(src, geo, offset, g).transpose(0, 2, 1), gg)    # (G, K, Og)
         if geo.fused:
-            dw[:, :, k, :] = part.reshape(geo.o, geo.kw, geo.c).transpose(0, 2, 1)
+            dw[:, :, k, :] = part.reshape(geo.kw, geo.c, geo.o).transpose(2, 1, 0)
         else:
             i, j = k
-            dw[:, :, i, j] = part.reshape(geo.o, geo.c // geo.groups)
+            dw[:, :, i, j] = part.transpose(0, 2, 1).reshape(geo.o, geo.c // geo.groups)
     return dw
 
 
