@@ -3,6 +3,8 @@
 Each submodule holds one family; this package re-exports them all.
 """
 
+from .attention import attention_probabilities, causal_mask, scaled_dot_product_attention
 from .linear import linear
 
 __all__ = ["linear"]
+__all__ += ["attention_probabilities", "causal_mask", "scaled_dot_product_attention"]
