@@ -244,3 +244,162 @@ def test_fused_backward_recomputes_once_for_three_arguments():
         F.scaled_dot_product_attention(q, k, v, method="blockwise", block_size=4).sum().backward()
     # one recomputation pass: exp runs once per key block in the backward (2 blocks), not once per argument
     assert c.calls[("backward", "exp")] == 2, c.calls
+
+
+# ----- MultiheadAttention --------------------------------------------------------------------------------------
+def _torch_module_grads(tm):
+    return {n: (None if p.grad is None else p.grad.numpy()) for n, p in tm.named_parameters()}
+
+
+def _check_module(dm_module, torch_module, inputs, call_dm, call_torch, outputs=(0,), rtol=RTOL, atol=ATOL):
+    """Same weights (torch's state dict loaded), same inputs: outputs, input grads and parameter grads."""
+    dm_module.load_state_dict(torch_module.state_dict())
+    xs = [dm.tensor(x, requires_grad=True) for x in inputs]
+    ts = [torch.tensor(x, requires_grad=True) for x in inputs]
+    out, tout = call_dm(dm_module, *xs), call_torch(torch_module, *ts)
+    out = out if isinstance(out, tuple) else (out,)
+    tout = tout if isinstance(tout, tuple) else (tout,)
+    rng = np.random.default_rng(99)
+    loss, tloss = 0.0, 0.0
+    for i in outputs:
+        o, to = out[i], tout[i]
+        assert o.shape == tuple(to.shape), (i, o.shape, tuple(to.shape))
+        np.testing.assert_allclose(o.data, to.detach().numpy(), rtol=rtol, atol=atol, err_msg=f"output {i}")
+        ct = rng.standard_normal(o.shape)
+        loss = loss + (o * ct).sum()
+        tloss = tloss + (to * torch.from_numpy(ct)).sum()
+    loss.backward()
+    tloss.backward()
+    for k, (x, t) in enumerate(zip(xs, ts, strict=True)):
+        np.testing.assert_allclose(x.grad.data, t.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"input grad {k}")
+    tgrads = _torch_module_grads(torch_module)
+    for n, p in dm_module.named_parameters():
+        assert tgrads[n] is not None, n
+        np.testing.assert_allclose(p.grad.data, tgrads[n], rtol=rtol, atol=atol, err_msg=f"grad of {n}")
+    return out
+
+
+def _mha_pair(E, H, **kw):
+    torch.manual_seed(0)
+    tm = torch.nn.MultiheadAttention(E, H, dtype=torch.float64, **kw)
+    return nn.MultiheadAttention(E, H, dtype=np.float64, **kw), tm
+
+
+def test_mha_parameter_names_shapes_and_init():
+    m, tm = _mha_pair(8, 2)
+    assert [(n, p.shape) for n, p in m.named_parameters()] == [(n, tuple(p.shape)) for n, p in tm.named_parameters()]
+    assert set(m.state_dict()) == set(tm.state_dict())
+    m2, tm2 = _mha_pair(8, 2, kdim=5, vdim=3, add_bias_kv=True)
+    assert sorted((n, p.shape) for n, p in m2.named_parameters()) == sorted(
+        (n, tuple(p.shape)) for n, p in tm2.named_parameters())
+    # init: zero biases, xavier-uniform bound sqrt(6 / (E + 3E)) on the packed projection
+    assert np.all(m.in_proj_bias.data == 0) and np.all(m.out_proj.bias.data == 0)
+    bound = np.sqrt(6 / (8 + 24))
+    assert np.abs(m.in_proj_weight.data).max() <= bound and np.abs(m.in_proj_weight.data).max() > 0.8 * bound
+    assert m.in_proj_weight.dtype == np.float64 and nn.MultiheadAttention(8, 2).in_proj_weight.dtype == np.float32
+
+
+def _call_mha(**kw):
+    return (lambda m, q, k, v: m(q, k, v, **kw)), (lambda m, q, k, v: m(q, k, v, **{
+        a: (torch.from_numpy(b) if isinstance(b, np.ndarray) else b) for a, b in kw.items()}))
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("average", [True, False])
+def test_mha_self_attention_against_torch(need_weights, average):
+    rng = np.random.default_rng(20)
+    m, tm = _mha_pair(8, 2)
+    x = rng.standard_normal((5, 3, 8))
+    cd, ct = _call_mha(need_weights=need_weights, average_attn_weights=average)
+    out = _check_module(m, tm, [x, x, x], cd, ct, outputs=(0, 1) if need_weights else (0,))
+    if need_weights:
+        assert out[1].shape == ((3, 5, 5) if average else (3, 2, 5, 5))
+    else:
+        assert out[1] is None
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("mask_kind", ["bool", "float", "per-head", "padding", "both"])
+def test_mha_masks_against_torch(need_weights, mask_kind):
+    rng = np.random.default_rng(21)
+    L, S, N, H = 4, 6, 3, 2
+    m, tm = _mha_pair(6, H, kdim=5, vdim=7)
+    q, k, v = rng.standard_normal((L, N, 6)), rng.standard_normal((S, N, 5)), rng.standard_normal((S, N, 7))
+    kw: dict = {"need_weights": need_weights}
+    am = rng.random((L, S)) > 0.6
+    am[:, 0] = False
+    kp = rng.random((N, S)) > 0.6
+    kp[:, 1] = False
+    if mask_kind == "bool":
+        kw["attn_mask"] = am
+    elif mask_kind == "float":
+        kw["attn_mask"] = rng.standard_normal((L, S))
+    elif mask_kind == "per-head":
+        kw["attn_mask"] = rng.standard_normal((N * H, L, S))
+    elif mask_kind == "padding":
+        kw["key_padding_mask"] = kp
+    else:
+        kw["attn_mask"], kw["key_padding_mask"] = np.where(am, -np.inf, 0.0), np.where(kp, -np.inf, 0.0)
+        kw["attn_mask"][:, 0] = kw["key_padding_mask"][:, 0] = 0.0
+    cd, ct = _call_mha(**kw)
+    _check_module(m, tm, [q, k, v], cd, ct, outputs=(0, 1) if need_weights else (0,))
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_causal_hint_batch_first_cross_attention(need_weights):
+    rng = np.random.default_rng(22)
+    L = 5
+    m, tm = _mha_pair(8, 4, batch_first=True)
+    q, kv = rng.standard_normal((2, L, 8)), rng.standard_normal((2, L, 8))
+    causal = ~np.tri(L, dtype=bool)  # torch's convention here: True = not allowed
+    cd, ct = _call_mha(attn_mask=causal, is_causal=True, need_weights=need_weights)
+    _check_module(m, tm, [q, kv, kv], cd, ct)
+
+
+@pytest.mark.parametrize("kw", [{}, {"bias": False}, {"add_bias_kv": True}, {"add_zero_attn": True},
+                                {"add_bias_kv": True, "add_zero_attn": True, "kdim": 3, "vdim": 4}])
+def test_mha_options_and_unbatched_against_torch(kw):
+    rng = np.random.default_rng(23)
+    m, tm = _mha_pair(6, 3, **kw)
+    kd, vd = kw.get("kdim", 6), kw.get("vdim", 6)
+    kp = np.array([False, True, False, False])
+    for batched in (True, False):
+        lead = (2,) if batched else ()
+        q = rng.standard_normal((3, *lead, 6))
+        k, v = rng.standard_normal((4, *lead, kd)), rng.standard_normal((4, *lead, vd))
+        mask = np.where(np.broadcast_to(kp, (*lead, 4)), -np.inf, 0.0)
+        cd, ct = _call_mha(key_padding_mask=mask, attn_mask=np.zeros((3, 4)))
+        tm.zero_grad()
+        m.zero_grad()
+        _check_module(m, tm, [q, k, v], cd, ct, outputs=(0, 1))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.booleans(), st.booleans(),
+       st.integers(0, 1000))
+def test_mha_random_configs(H, hd, L, S, batch_first, need_weights, seed):
+    rng = np.random.default_rng(seed)
+    E, N = H * hd, 2
+    m, tm = _mha_pair(E, H, batch_first=batch_first)
+    shape = (lambda n: (N, n, E)) if batch_first else (lambda n: (n, N, E))
+    q, k, v = rng.standard_normal(shape(L)), rng.standard_normal(shape(S)), rng.standard_normal(shape(S))
+    cd, ct = _call_mha(need_weights=need_weights)
+    _check_module(m, tm, [q, k, v], cd, ct, outputs=(0, 1) if need_weights else (0,))
+
+
+def test_mha_dropout_in_training_only_and_bad_inputs():
+    m = nn.MultiheadAttention(4, 2, dropout=0.5, dtype=np.float64)
+    x = dm.tensor(np.random.default_rng(0).standard_normal((3, 2, 4)))
+    _, w = m(x, x, x)
+    assert not np.allclose(w.data.sum(-1), 1)  # weights are returned after dropout (as torch)
+    m.eval()
+    _, w = m(x, x, x)
+    np.testing.assert_allclose(w.data.sum(-1), 1, rtol=1e-12)
+    with pytest.raises(ValueError, match="divisible"):
+        nn.MultiheadAttention(5, 2)
+    with pytest.raises(dm.ShapeError, match="embed_dim"):
+        m(dm.tensor(np.zeros((3, 2, 5))), x, x)
+    with pytest.raises(ValueError, match="is_causal"):
+        m(x, x, x, is_causal=True)
+    with pytest.raises(dm.ShapeError, match="attn_mask"):
+        m(x, x, x, attn_mask=np.zeros((2, 2)))

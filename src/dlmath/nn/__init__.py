@@ -7,6 +7,7 @@ plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 """
 
 from . import functional, init
+from .attention import MultiheadAttention
 from .init import manual_seed
 from .linear import Identity, Linear
 from .losses import cross_entropy, mse_loss
@@ -17,3 +18,4 @@ __all__ = [
     "MLP", "Identity", "IncompatibleKeys", "Linear", "Module", "ModuleList", "Parameter", "Sequential",
     "StateDictError", "cross_entropy", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
 ]
+__all__ += ["MultiheadAttention"]
