@@ -19,7 +19,6 @@ from ..autodiff import DtypeError, ShapeError
 from ..autodiff.core import unwrap
 from . import functional as F
 from . import init
-from .functional.attention import _dropout
 from .linear import Linear, default_dtype
 from .module import Module, Parameter
 
@@ -181,7 +180,7 @@ class MultiheadAttention(Module):
         if need_weights:
             p = F.attention_probabilities(q, k, bias)
             if dropout_p > 0.0:
-                p = _dropout(p, dropout_p)
+                p = F.dropout(p, dropout_p)
             out = ad.matmul(p, v)
             weights = ad.mean(p, axis=1) if average_attn_weights else p
         else:

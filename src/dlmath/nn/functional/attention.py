@@ -31,7 +31,7 @@ import numpy as np
 from ... import autodiff as ad
 from ...autodiff import DtypeError, ShapeError, Tensor
 from ...autodiff.core import Primitive, unwrap
-from .. import init
+from .dropout import dropout
 
 __all__ = ["AUTO_BLOCKWISE_MIN_ENTRIES", "DEFAULT_BLOCK_SIZE", "attention_probabilities", "causal_mask",
            "scaled_dot_product_attention"]
@@ -95,18 +95,10 @@ def attention_probabilities(q: Any, k: Any, bias: Any = None, scale: float | Non
     return _masked_softmax(_scores(q, k, bias, scale, causal))
 
 
-def _dropout(p: Any, dropout_p: float) -> Any:
-    r"""Inverted dropout $P \odot M/(1-p)$, $M_{ij} \sim \mathrm{Bernoulli}(1-p)$, from the default generator."""
-    if dropout_p >= 1.0:
-        return p * 0.0
-    keep = init.default_generator().random(np.shape(unwrap(p))) >= dropout_p
-    return p * (keep / (1.0 - dropout_p)).astype(unwrap(p).dtype)
-
-
 def _attention_naive(q: Any, k: Any, v: Any, bias: Any, scale: float, causal: bool, dropout_p: float) -> Any:
     p = attention_probabilities(q, k, bias, scale, causal)
     if dropout_p > 0.0:
-        p = _dropout(p, dropout_p)
+        p = dropout(p, dropout_p)
     return ad.matmul(p, v)
 
 
