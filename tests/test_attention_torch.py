@@ -403,3 +403,50 @@ def test_mha_dropout_in_training_only_and_bad_inputs():
         m(x, x, x, is_causal=True)
     with pytest.raises(dm.ShapeError, match="attn_mask"):
         m(x, x, x, attn_mask=np.zeros((2, 2)))
+
+
+# ----- TransformerEncoderLayer / TransformerEncoder ------------------------------------------------------------
+def _call_layer(**kw):
+    return (lambda m, x: m(x, **kw)), (lambda m, x: m(x, **{
+        a: (torch.from_numpy(b) if isinstance(b, np.ndarray) else b) for a, b in kw.items()}))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_encoder_layer_against_torch(norm_first, activation, batch_first):
+    rng = np.random.default_rng(30)
+    kw = dict(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, activation=activation, batch_first=batch_first,
+              norm_first=norm_first)
+    torch.manual_seed(0)
+    tm = torch.nn.TransformerEncoderLayer(**kw, dtype=torch.float64)
+    m = nn.TransformerEncoderLayer(**kw, dtype=np.float64)
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in tm.named_parameters()]
+    x = rng.standard_normal((3, 5, 8))
+    kp = np.zeros((3 if batch_first else 5, 5 if batch_first else 3), dtype=bool)
+    kp[0, -1] = True
+    cd, ct = _call_layer(src_key_padding_mask=kp)
+    _check_module(m, tm, [x], cd, ct)
+
+
+def test_encoder_stack_unbatched_causal_and_bias_free_against_torch():
+    rng = np.random.default_rng(31)
+    kw = dict(d_model=6, nhead=3, dim_feedforward=10, dropout=0.0, bias=False, norm_first=True)
+    torch.manual_seed(0)
+    tm = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(**kw, dtype=torch.float64), 2,
+                                     enable_nested_tensor=False)
+    m = nn.TransformerEncoder(nn.TransformerEncoderLayer(**kw, dtype=np.float64), 2)
+    assert set(m.state_dict()) == set(tm.state_dict())
+    x = rng.standard_normal((4, 6))
+    mask = ~np.tri(4, dtype=bool)
+    cd, ct = _call_layer(mask=mask, is_causal=True)
+    _check_module(m, tm, [x], cd, ct)
+
+
+def test_sinusoidal_positional_encoding_matches_the_formula():
+    pe = nn.sinusoidal_positional_encoding(7, 6, dtype=np.float64)
+    pos, i = 5, 2
+    assert pe[pos, 2 * i] == pytest.approx(np.sin(pos / 10000 ** (2 * i / 6)), abs=1e-15)
+    assert pe[pos, 2 * i + 1] == pytest.approx(np.cos(pos / 10000 ** (2 * i / 6)), abs=1e-15)
+    assert nn.sinusoidal_positional_encoding(3, 5).shape == (3, 5)
+    assert nn.sinusoidal_positional_encoding(3, 5).dtype == np.float32

@@ -18,6 +18,7 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .mlp import MLP, mlp_logits
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
 from .normalization import LayerNorm
+from .transformer import TransformerEncoder, TransformerEncoderLayer, sinusoidal_positional_encoding
 
 __all__ = [
     "GELU",
@@ -55,3 +56,4 @@ __all__ = [
     "mse_loss",
 ]
 __all__ += ["MultiheadAttention"]
+__all__ += ["TransformerEncoder", "TransformerEncoderLayer", "sinusoidal_positional_encoding"]
