@@ -33,8 +33,8 @@ from ...autodiff import DtypeError, ShapeError, Tensor
 from ...autodiff.core import Primitive, unwrap
 from .dropout import dropout
 
-__all__ = ["AUTO_BLOCKWISE_MIN_ENTRIES", "DEFAULT_BLOCK_SIZE", "attention_probabilities", "causal_mask",
-           "scaled_dot_product_attention"]
+__all__ = ["AUTO_BLOCKWISE_MIN_ENTRIES", "DEFAULT_BLOCK_SIZE", "attention_probabilities", "attention_scale",
+           "causal_mask", "linear_attention", "positive_random_features", "scaled_dot_product_attention"]
 
 # method='auto' takes the blockwise path when a score matrix per head has at least this many entries
 # (below it the n x m matrix is small and the composite path is as fast)
@@ -43,10 +43,18 @@ DEFAULT_BLOCK_SIZE = 256
 
 
 # ----- masks ---------------------------------------------------------------------------------------------------
-def causal_mask(L: int, S: int) -> np.ndarray:
+def causal_mask(L: int, S: int, j0: int = 0, j1: int | None = None) -> np.ndarray:
     r"""PyTorch's ``is_causal`` mask: query $i$ may attend to key $j$ iff $j \le i$ (top-left aligned
-    lower triangle, ``torch.ones(L, S).tril()``), as a boolean (L, S) array, True = may attend."""
-    return np.tri(L, S, dtype=bool)
+    lower triangle, ``torch.ones(L, S).tril()``), as a boolean array, True = may attend; columns
+    $j_0 \le j < j_1$ only (a block of keys) when given."""
+    cols = np.arange(j0, S if j1 is None else j1)
+    return cols[None, :] <= np.arange(L)[:, None]
+
+
+def attention_scale(d_k: int) -> float:
+    r"""The default score scale $1/\sqrt{d_k}$: for $q, k$ with i.i.d. zero-mean unit-variance entries,
+    $\mathrm{Var}(q \cdot k) = d_k$, so the scaled logits have unit variance (Vaswani et al. 2017, footnote 4)."""
+    return 1.0 / math.sqrt(d_k)
 
 
 def _additive_bias(attn_mask: Any, dtype: np.dtype, L: int, S: int, fn: str) -> Any:
@@ -91,7 +99,7 @@ def attention_probabilities(q: Any, k: Any, bias: Any = None, scale: float | Non
     r"""The attention matrix $P = \mathrm{softmax}(Q K^\top s + B)$ row by row (rows with no admissible key:
     zeros). ``bias`` is additive (see ``scaled_dot_product_attention`` for boolean masks)."""
     if scale is None:
-        scale = 1.0 / math.sqrt(np.shape(unwrap(q))[-1])
+        scale = attention_scale(np.shape(unwrap(q))[-1])
     return _masked_softmax(_scores(q, k, bias, scale, causal))
 
 
@@ -114,9 +122,9 @@ def _score_block(qs: Any, k: Any, bias: Any, causal: bool, j0: int, j1: int) -> 
     if causal:
         L = np.shape(unwrap(qs))[-2]
         if j1 - 1 > 0:  # some key of the block lies after some query
-            above = np.arange(j0, j1)[None, :] > np.arange(L)[:, None]
-            if above.any():
-                s = ad.where(above, -np.inf, s)
+            allowed = causal_mask(L, j1, j0, j1)
+            if not allowed.all():
+                s = ad.where(~allowed, -np.inf, s)
     return s
 
 
@@ -331,7 +339,7 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     if is_causal and attn_mask is not None:
         raise ValueError(f"{fn}: give either attn_mask or is_causal=True, not both (as torch)")
     L, S = qs_[-2], ks_[-2]
-    scale = 1.0 / math.sqrt(qs_[-1]) if scale is None else float(scale)
+    scale = attention_scale(qs_[-1]) if scale is None else float(scale)
     bias = None if attn_mask is None else _additive_bias(attn_mask, dtype, L, S, fn)
     needs_naive = dropout_p > 0.0 or _differentiable(bias)
     if method == "blockwise" and needs_naive:
@@ -344,3 +352,34 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     both = attention_blockwise(query, key, value, bias_arr, scale=scale, causal=bool(is_causal),
                                block=int(block_size))
     return both[..., : vs_[-1]]
+
+
+# ----- linear attention (kernelised; no n x m matrix) --------------------------------------------------------
+def elu_feature_map(x: Any) -> Any:
+    r"""$\phi(x) = \mathrm{elu}(x) + 1 > 0$, the feature map of Katharopoulos et al. (2020)."""
+    return ad.where(unwrap(x) > 0, x + 1.0, ad.exp(ad.minimum(x, 0.0)))
+
+
+def positive_random_features(x: Any, omega: np.ndarray) -> Any:
+    r"""FAVOR+ positive random features (Choromanski et al. 2021, "Rethinking attention with Performers"):
+    $\phi(x) = e^{\omega^\top x - \|x\|^2/2}/\sqrt r$ for $\omega_1..\omega_r \sim N(0, I)$ (rows of ``omega``,
+    (r, d)), so that $\mathbb E[\phi(q)^\top\phi(k)] = e^{q^\top k}$. Apply to $x/d^{1/4}$ for the softmax
+    kernel $e^{q^\top k/\sqrt d}$."""
+    r = np.shape(omega)[0]
+    sq = ad.sum(x * x, axis=-1, keepdims=True) * 0.5
+    return ad.exp(ad.matmul(x, np.asarray(omega).T) - sq) * (1.0 / math.sqrt(r))
+
+
+def linear_attention(query: Any, key: Any, value: Any, feature_map: Any = elu_feature_map,
+                     normalize: bool = True) -> Any:
+    r"""Kernelised attention in $O(n r d)$: $\mathrm{Attn} = D^{-1}\phi(Q)\big(\phi(K)^\top V\big)$ with
+    $D = \mathrm{diag}\big(\phi(Q)(\phi(K)^\top \mathbf 1)\big)$ (Katharopoulos et al. 2020, eq. 6;
+    Choromanski et al. 2021). With a positive $\phi$ the rows of the implied attention matrix
+    $D^{-1}\phi(Q)\phi(K)^\top$ are convex weights. ``normalize=False`` drops $D$ (the form printed in the
+    module, whose rows are not convex combinations)."""
+    fq, fk = feature_map(query), feature_map(key)
+    out = ad.matmul(fq, ad.matmul(ad.swapaxes(fk, -1, -2), value))
+    if not normalize:
+        return out
+    z = ad.matmul(fq, ad.swapaxes(ad.sum(fk, axis=-2, keepdims=True), -1, -2))  # phi(Q) (phi(K)^T 1)
+    return out / z
