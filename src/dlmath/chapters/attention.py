@@ -487,7 +487,7 @@ def linear_attention_normaliser(ctx: RunContext) -> Evidence:
 def performer_features(ctx: RunContext) -> Evidence:
     rng = ctx.rng
     n, d, draws = (32, 4, 48) if not ctx.thorough else (64, 8, 200)
-    q, k = 0.5 * rng.standard_normal((n, d)), 0.5 * rng.standard_normal((n, d))
+    q, k = 0.3 * rng.standard_normal((n, d)), 0.3 * rng.standard_normal((n, d))
     v = rng.standard_normal((n, d))
     ref = _reference_attention(q, k, v, 1 / np.sqrt(d))
     rs = (16, 64, 256, 1024)
@@ -506,9 +506,10 @@ def performer_features(ctx: RunContext) -> Evidence:
                                                    positive_random_features(x, np.ones((64, d))))) for m in (64, 256)]
     flop_slope = float(np.log(flops[1] / flops[0]) / np.log(4))
     return Evidence.at_most(
-        abs(slope + 0.5), 0.15, f"Monte Carlo over {draws} feature draws per r: the RMSE's own relative error is "
-        f"~1/sqrt(2 x {draws}) ~ 0.1 per point, so the fitted slope is within ~0.1 of -1/2",
-        f"n={n}, d={d}, |q|,|k| small (entries N(0, 1/4)); RMSE vs exact softmax attention at r={rs}: "
+        abs(slope + 0.5), 0.1, f"Monte Carlo over {draws} feature draws per r: the RMSE's own relative error is "
+        f"~1/sqrt(2 x {draws}) ~ 0.1 per point over a 64x range of r, so the fitted slope is within ~0.05 of -1/2 "
+        f"(small |q|, |k| keep the estimator's tails light; at larger norms heavy tails bias short runs)",
+        f"n={n}, d={d}, |q|,|k| small (entries N(0, 0.09)); RMSE vs exact softmax attention at r={rs}: "
         f"{np.round(rmse, 4).tolist()}; fitted exponent {slope:.3f}; flop-count exponent in n (r=64) "
         f"{flop_slope:.3f}",
         cross_checks=(CrossCheck("linear-in-n", abs(flop_slope - 1), 0.05, "exact flop counts, no n x n product"),))
