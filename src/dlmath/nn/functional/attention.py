@@ -172,6 +172,28 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
     return np.concatenate([out.astype(dtype, copy=False), lse.astype(dtype, copy=False)], axis=-1)
 
 
+def _fresh_sub(a: Any, b: Any) -> Any:
+    """a - b, written into ``a`` when it is a plain array made just now (a plain backward pass: no tape, so the
+    result is the same and one n x block temporary is saved); the recorded op otherwise."""
+    if type(a) is np.ndarray and not isinstance(b, Tensor):
+        return np.subtract(a, b, out=a)
+    return a - b
+
+
+def _fresh_exp(a: Any) -> Any:
+    """exp(a), in place for a plain array made just now (see ``_fresh_sub``)."""
+    if type(a) is np.ndarray:
+        return np.exp(a, out=a)
+    return ad.exp(a)
+
+
+def _fresh_mul(a: Any, b: Any) -> Any:
+    """a * b, in place for a plain array ``a`` made just now (see ``_fresh_sub``)."""
+    if type(a) is np.ndarray and not isinstance(b, Tensor):
+        return np.multiply(a, b, out=a)
+    return a * b
+
+
 def _split_answer(ans: Any, ev: int) -> tuple[Any, Any]:
     r"""The output O and a log-sum-exp safe to subtract: +inf where a row has no admissible key (so that
     $e^{S - \mathrm{lse}} = 0$ there, not NaN)."""
@@ -190,6 +212,8 @@ def _blockwise_cotangents(g: Any, ans: Any, q: Any, k: Any, v: Any, bias: Any, s
     ev = np.shape(unwrap(v))[-1]
     o, lse = _split_answer(ans, ev)
     go, glse = g[..., :ev], g[..., ev:]
+    if type(go) is np.ndarray:
+        go = np.ascontiguousarray(go)  # a strided view of [O, lse]'s cotangent: BLAS prefers it packed
     delta = ad.sum(go * o, axis=-1, keepdims=True) - glse
     qs = q * scale
     L, S = np.shape(unwrap(q))[-2], np.shape(unwrap(k))[-2]
@@ -200,10 +224,10 @@ def _blockwise_cotangents(g: Any, ans: Any, q: Any, k: Any, v: Any, bias: Any, s
     dvs: list[Any] = []
     blocks = _key_blocks(S, L, block, causal)
     for j0, j1 in blocks:
-        p = ad.exp(_score_block(qs, k, bias, causal, j0, j1) - lse)
+        p = _fresh_exp(_fresh_sub(_score_block(qs, k, bias, causal, j0, j1), lse))
         dvs.append(ad.matmul(ad.swapaxes(p, -1, -2), go))
         dp = ad.matmul(go, ad.swapaxes(v[..., j0:j1, :], -1, -2))
-        ds = p * (dp - delta)
+        ds = _fresh_mul(_fresh_sub(dp, delta), p)
         term = ad.matmul(ds, k[..., j0:j1, :])
         dqs = term if dqs is None else dqs + term
         dks.append(ad.matmul(ad.swapaxes(ds, -1, -2), qs))
