@@ -388,3 +388,46 @@ def test_loss_errors_are_clear() -> None:
         F.nll_loss(x, np.array([0.0, 1.0]))
     with pytest.warns(UserWarning, match="broadcast"):
         F.mse_loss(x, np.zeros(3))
+
+
+def test_fused_batch_norm_gradient_after_in_place_change_of_its_input() -> None:
+    """The backward reuses the batch statistics between its rules; a changed input must not see old ones."""
+    rng = np.random.default_rng(10)
+    x = dm.tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    w = dm.tensor(rng.uniform(0.5, 2, 3), requires_grad=False)  # only the x rule runs: nothing consumes the cache
+    ct = rng.standard_normal((5, 3))
+    for _ in range(2):
+        (F.batch_norm(x, None, None, w, None, training=True) * ct).sum().backward()
+        xt = torch.tensor(x.data, requires_grad=True)
+        (TF.batch_norm(xt, None, None, torch.tensor(w.data), None, training=True) * torch.tensor(ct)).sum().backward()
+        _close(x.grad, xt.grad)
+        x.grad = None
+        with dm.no_grad():
+            x.data *= 3.0
+            x.data += 1.0
+
+
+_Y = np.array([[0, 2], [1, 1], [2, 0]])
+_T = np.random.default_rng(11).uniform(0, 1, (3, 3, 2))
+JVP_CASES = [
+    *FUNCTIONAL,
+    (lambda x: F.layer_norm(x, (4, 2)), lambda x: TF.layer_norm(x, (4, 2))),
+    (lambda x: F.batch_norm_composed(x, None, None, training=True),
+     lambda x: TF.batch_norm(x, None, None, training=True)),
+    (lambda x: F.batch_norm(x, np.zeros(4), np.ones(4) * 2),
+     lambda x: TF.batch_norm(x, torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64) * 2)),
+    (lambda x: F.cross_entropy(x[:, :3], _Y, label_smoothing=0.1),
+     lambda x: TF.cross_entropy(x[:, :3], torch.tensor(_Y), label_smoothing=0.1)),
+    (lambda x: F.binary_cross_entropy_with_logits(x[:, :3], _T, pos_weight=np.array([1.0, 3.0])),
+     lambda x: TF.binary_cross_entropy_with_logits(x[:, :3], torch.tensor(_T),
+                                                   pos_weight=torch.tensor([1.0, 3.0], dtype=torch.float64))),
+    (lambda x: F.mse_loss(x, np.ones((3, 4, 2)), reduction="sum"),
+     lambda x: TF.mse_loss(x, torch.ones(3, 4, 2, dtype=torch.float64), reduction="sum")),
+]
+
+
+@pytest.mark.parametrize("k", range(len(JVP_CASES)))
+def test_forward_mode_of_functional_ops_matches_torch(k: int) -> None:
+    fn, tfn = JVP_CASES[k]
+    x = 2 * np.random.default_rng(k + 100).standard_normal((3, 4, 2))
+    check_jvp(None, fn, tfn, x)

@@ -6,7 +6,7 @@ per family), ``dlmath.nn.functional`` (the same operations as functions) and
 plain-weights MLP (``MLP``, ``mlp_logits``) and the losses live here too.
 """
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .attention import MultiheadAttention
 from .batchnorm import BatchNorm1d, BatchNorm2d
@@ -54,6 +54,7 @@ __all__ = [
     "manual_seed",
     "mlp_logits",
     "mse_loss",
+    "utils",
 ]
 __all__ += ["MultiheadAttention"]
 __all__ += ["TransformerEncoder", "TransformerEncoderLayer", "sinusoidal_positional_encoding"]

@@ -15,6 +15,7 @@ variance $\tfrac{m}{m-1}\sigma^2$ (as PyTorch), while normalisation uses the bia
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,17 +38,32 @@ def _channel_shape(ndim: int, c: int) -> tuple[int, ...]:
     return (1, c) + (1,) * (ndim - 2)
 
 
-def _normalized_stats(x: Any, eps: float) -> tuple[Any, Any, Any]:
+def _normalized_stats(x: Any, eps: float) -> tuple[Any, Any, int]:
     r"""$(\hat x, 1/\sqrt{\sigma^2+\epsilon}, m)$ with the batch statistics, written with dm ops
-    (so that the rules below, which call it, are differentiable again)."""
+    (so that the rules below, which call it, are differentiable again).
+
+    A plain-array backward pass calls it from the x and the weight rules with the same x: the
+    result is kept (per thread) for that second call, which saves three passes over the input.
+    The forward clears it, so an input changed in place since cannot see stale statistics."""
+    cache = getattr(_STATS, "last", None)
+    if cache is not None and cache[0] is x and cache[1] == eps:
+        _STATS.last = None  # used by both rules now
+        return cache[2]
     axes = _reduce_axes(np.ndim(_data(x)))
     m = int(np.prod([np.shape(_data(x))[a] for a in axes]))
     xc = x - ad.mean(x, axis=axes, keepdims=True)
     inv_std = 1.0 / ad.sqrt(ad.mean(xc * xc, axis=axes, keepdims=True) + eps)
-    return xc * inv_std, inv_std, m
+    out = (xc * inv_std, inv_std, m)
+    # only plain arrays are cached: Tensors belong to one graph (create_graph, nested transforms)
+    _STATS.last = (x, eps, out) if isinstance(x, np.ndarray) else None
+    return out
+
+
+_STATS = threading.local()
 
 
 def _batch_norm_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    _STATS.last = None
     axes = _reduce_axes(x.ndim)
     mu = x.mean(axis=axes, keepdims=True)
     xc = x - mu
@@ -64,12 +80,15 @@ def _bn_vjp_x(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-
     $\bar x = \frac{1}{m\sigma}\big(m\,\bar{\hat x} - \sum_i \bar{\hat x}_i
     - \hat x \sum_i \bar{\hat x}_i \hat x_i\big)$,
     $\sigma = \sqrt{\sigma_B^2+\epsilon}$."""
-    xhat, inv_std, m = _normalized_stats(x, eps)
-    axes = _reduce_axes(np.ndim(_data(x)))
-    gx = g * ad.reshape(weight, _channel_shape(np.ndim(_data(x)), np.shape(_data(x))[1]))
-    sum_g = ad.sum(gx, axis=axes, keepdims=True)
-    sum_gx = ad.sum(gx * xhat, axis=axes, keepdims=True)
-    return (inv_std / m) * (m * gx - sum_g - xhat * sum_gx)
+    xhat, inv_std, _ = _normalized_stats(x, eps)
+    nd = np.ndim(_data(x))
+    axes = _reduce_axes(nd)
+    # gamma is constant per channel, so it factors out of both sums: with the means of g and g*xhat,
+    # (1/(m sigma))(m gamma g - sum gamma g - xhat sum gamma g xhat) = gamma/sigma (g - mean g - xhat mean(g xhat))
+    mean_g = ad.mean(g, axis=axes, keepdims=True)
+    mean_gxhat = ad.mean(g * xhat, axis=axes, keepdims=True)
+    scale = ad.reshape(weight, _channel_shape(nd, np.shape(_data(x))[1])) * inv_std
+    return (g - mean_g - xhat * mean_gxhat) * scale
 
 
 def _bn_vjp_weight(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
