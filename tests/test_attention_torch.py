@@ -450,3 +450,15 @@ def test_sinusoidal_positional_encoding_matches_the_formula():
     assert pe[pos, 2 * i + 1] == pytest.approx(np.cos(pos / 10000 ** (2 * i / 6)), abs=1e-15)
     assert nn.sinusoidal_positional_encoding(3, 5).shape == (3, 5)
     assert nn.sinusoidal_positional_encoding(3, 5).dtype == np.float32
+
+
+def test_docs_training_example_learns_the_task():
+    """docs/attention.md's example trains a transformer encoder with dlmath alone."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "attention.md").read_text(encoding="utf-8")
+    block = re.findall(r"```python\n(.*?)```", doc, flags=re.S)[0]
+    scope: dict[str, object] = {}
+    exec(compile(block, "docs/attention.md", "exec"), scope)
+    assert scope["accuracy"] > 0.9
