@@ -542,3 +542,37 @@ def batch_first_misuse(ctx: RunContext) -> Evidence:
         f"runs over the batch axis",
         printed=PrintedForm(r"\texttt{nn.TransformerEncoderLayer(d\_model, n\_heads)}(x_{[B,S,F]})", wrong,
                             "PyTorch documentation: pass batch_first=True or transpose to (S, B, F)"))
+
+
+# ----- C15: graph attention is masked attention ---------------------------------------------------------------------
+@claim("attention.graph-attention",
+       title="Graph attention (GAT) is attention masked to each node's neighbourhood",
+       statement=r"h_i'=\sigma\Big(\sum_{j\in\mathcal N(i)}\alpha_{ij}Wh_j\Big),\ "
+                 r"\alpha_{ij}=\mathrm{softmax}_{j\in\mathcal N(i)}"
+                 r"\big(\mathrm{LeakyReLU}(a^\top[Wh_i\,\|\,Wh_j])\big)",
+       source="Veličković et al. (2018), Graph attention networks, ICLR, eqs. (1)-(4)")
+def graph_attention(ctx: RunContext) -> Evidence:
+    rng = ctx.rng
+    n, f, f2 = (9, 4, 3) if not ctx.thorough else (60, 8, 6)
+    h = rng.standard_normal((n, f))
+    W, a = rng.standard_normal((f2, f)), rng.standard_normal(2 * f2)
+    adj = rng.random((n, n)) < 0.3
+    adj |= adj.T
+    np.fill_diagonal(adj, True)                                              # self-loops, as in the paper
+    wh = h @ W.T
+    e = wh @ a[:f2][:, None] + (wh @ a[f2:])[None, :]                        # a^T [W h_i || W h_j]
+    e = np.where(e > 0, e, 0.2 * e)                                          # LeakyReLU, slope 0.2
+    # the paper's sum, node by node over its neighbours
+    ref = np.stack([sps.softmax(e[i, adj[i]]) @ wh[adj[i]] for i in range(n)])
+    # the same as masked attention: zero dot-product scores, the GAT logits as the float mask, -inf off-graph
+    out = _np(F.scaled_dot_product_attention(np.zeros((n, 1)), np.zeros((n, 1)), wh,
+                                             attn_mask=np.where(adj, e, -np.inf)))
+    p = _np(F.attention_probabilities(np.zeros((n, 1)), np.zeros((n, 1)), np.where(adj, e, -np.inf)))
+    off_graph = float(np.max(np.abs(p[~adj])))
+    reason = f"sums over at most n={n} neighbours in float64: rounding ~ n eps; 1e-13 with margin"
+    return Evidence.at_most(
+        _rel(out, ref), 1e-13, reason,
+        f"{n} nodes, {int(adj.sum())} directed edges with self-loops; GAT layer (before sigma) as masked "
+        f"scaled_dot_product_attention vs the neighbour-by-neighbour sum with SciPy's softmax; largest weight "
+        f"off the graph {off_graph:.1e}",
+        cross_checks=(CrossCheck("no-weight-off-the-graph", off_graph, 0.0, "exact: exp(-inf) = 0"),))
