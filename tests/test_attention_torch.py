@@ -462,3 +462,11 @@ def test_docs_training_example_learns_the_task():
     scope: dict[str, object] = {}
     exec(compile(block, "docs/attention.md", "exec"), scope)
     assert scope["accuracy"] > 0.9
+
+
+def test_sdpa_float64_mask_keeps_float32_attention():
+    rng = np.random.default_rng(40)
+    q, k, v = (x.astype(np.float32) for x in _qkv(rng, (), 4, 5, 3, 2))
+    for method in METHODS:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=rng.standard_normal((4, 5)), method=method)
+        assert np.asarray(out).dtype == np.float32

@@ -72,6 +72,8 @@ def _additive_bias(attn_mask: Any, dtype: np.dtype, L: int, S: int, fn: str) -> 
     if arr.dtype.kind != "f":
         raise DtypeError(f"{fn}: attn_mask must be boolean (True = may attend) or floating (added to the "
                          f"scores), got dtype {arr.dtype}")
+    if arr.dtype != dtype:  # the scores keep the inputs' dtype (a float64 mask must not promote float32 attention)
+        return ad.astype(attn_mask, dtype) if isinstance(attn_mask, Tensor) else arr.astype(dtype)
     return attn_mask
 
 
