@@ -15,6 +15,7 @@ from . import (
     utils,
 )
 from .activation import GELU, Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .attention import MultiheadAttention
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout1d, Dropout2d
@@ -27,6 +28,7 @@ from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential,
 from .normalization import LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .residual import BasicBlock, PreActBlock, ResNetSmall, resnet_small
+from .transformer import TransformerEncoder, TransformerEncoderLayer, sinusoidal_positional_encoding
 
 __all__ = [
     "GELU",
@@ -94,3 +96,5 @@ __all__ += [
     "conv2d_parameter_count", "conv2d_toeplitz_matrix", "conv_math", "conv_output_size", "convolution_riemann_sum",
     "linear_parameter_count", "receptive_field", "toeplitz_conv2d",
 ]
+__all__ += ["MultiheadAttention"]
+__all__ += ["TransformerEncoder", "TransformerEncoderLayer", "sinusoidal_positional_encoding"]

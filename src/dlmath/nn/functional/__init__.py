@@ -5,6 +5,14 @@ Each submodule holds one family; this package re-exports them all.
 
 from .activation import flatten, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .conv import conv1d, conv2d, pad
+from .attention import (
+    attention_probabilities,
+    attention_scale,
+    causal_mask,
+    linear_attention,
+    positive_random_features,
+    scaled_dot_product_attention,
+)
 from .dropout import dropout, dropout1d, dropout2d
 from .linear import linear
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
@@ -42,3 +50,5 @@ __all__ = [
     "softmax",
     "tanh",
 ]
+__all__ += ["attention_probabilities", "attention_scale", "causal_mask", "linear_attention",
+            "positive_random_features", "scaled_dot_product_attention"]
