@@ -69,6 +69,13 @@ def test_estimated_constants_are_marked_not_proved() -> None:
     assert r.measured_error < 1e-2
 
 
+def test_wrong_constants_are_caught_by_the_measurement() -> None:
+    # the user says L = 1 for sin(20x): the bound would be false, the measurement voids it
+    r = ap.approximate(lambda x: np.sin(20 * x[:, 0]), (0.0, 1.0), 1e-2, lipschitz=1.0)
+    assert r.error_bound == np.inf and not r.proved
+    assert r.certificate.startswith("WARNING: the measured error")
+
+
 def test_discontinuous_function_gets_a_warning_and_no_bound() -> None:
     r = ap.approximate(lambda x: np.sign(x[:, 0] - 0.3), (0.0, 1.0), 1e-2)
     assert r.error_bound == np.inf and not r.proved

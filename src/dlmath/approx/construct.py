@@ -422,6 +422,17 @@ def _discontinuous(what: str, est: Estimate) -> str:
             "is the interpolant at the knots and its error is only measured")
 
 
+def _checked(r: Approximation) -> Approximation:
+    """Never a false claim: a measured error above the bound voids it (the constants do not hold for f)."""
+    if r.measured_error <= r.error_bound:
+        return r
+    text = (f"WARNING: the measured error {r.measured_error:.3g} exceeds the bound {r.error_bound:.3g}, so the "
+            "constants used (given or estimated) do not hold for f; no bound is claimed (error_bound = inf). "
+            + r.certificate)
+    return Approximation(r.network, math.inf, text, r.measured_error, False, r.method, r.lipschitz,
+                         r.second_derivative_bound)
+
+
 def _approximate_interpolation(f: Callable[[np.ndarray], Any], dom: Domain, eps: float, L: float | None,
                                M: float | None, max_width: int) -> Approximation:
     a, b = float(dom.lower[0]), float(dom.upper[0])
@@ -471,7 +482,7 @@ def _approximate_interpolation(f: Callable[[np.ndarray], Any], dom: Domain, eps:
             f"exactly as the ReLU net N(x) = f(a) + sum_i c_i relu(x - t_i) of width {knots}; interpolation "
             f"error bound min({', '.join(which)}) plus rounding {rounding:.1e} = {bound:.3g} < eps = {eps:g}: "
             f"{status}. Measured sup error {measured:.3g} on a grid of spacing h/16 and random points")
-    return Approximation(net, bound, cert, measured, proved, "interpolation", L, M)
+    return _checked(Approximation(net, bound, cert, measured, proved, "interpolation", L, M))
 
 
 def _approximate_staircase(f: Callable[[np.ndarray], Any], dom: Domain, eps: float, L: float | None,
@@ -501,7 +512,7 @@ def _approximate_staircase(f: Callable[[np.ndarray], Any], dom: Domain, eps: flo
             f"{knots} units, h = {h:.3g}, k h = {STAIRCASE_STEEPNESS:g}; bound L h (1 + 2e^(-kh/2)/(1-e^(-kh))) "
             f"= {bound:.3g} < eps = {eps:g} with L = {L:.4g}: {status}. Measured sup error {measured:.3g} "
             f"on a grid of spacing h/8 and random points")
-    return Approximation(net, bound, cert, measured, proved, "staircase", L)
+    return _checked(Approximation(net, bound, cert, measured, proved, "staircase", L))
 
 
 RIDGE_SCHEDULE = ((6, 8), (8, 12), (10, 16), (12, 24), (16, 32), (24, 48), (32, 64), (48, 96), (64, 128))
@@ -557,4 +568,4 @@ def _approximate_ridge(f: Callable[[np.ndarray], Any], dom: Domain, eps: float, 
             "and random points")
     if bound >= eps:
         text += ". The bound did NOT reach eps within the search (width/grid limits)"
-    return Approximation(net, bound, text, measured, proved and bound < eps, "ridge", L, M)
+    return _checked(Approximation(net, bound, text, measured, proved and bound < eps, "ridge", L, M))
