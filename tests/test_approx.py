@@ -222,6 +222,20 @@ def test_bad_input_gives_clear_errors() -> None:
         ap.count_linear_regions(ap.sawtooth(2), [[0.0, 0.0], [1.0, 1.0]])
 
 
+def test_methods() -> None:
+    g = ap.GALLERY[0]
+    r = ap.approximate(g.f, g.domain, 5e-2, method="ridge", lipschitz=g.lipschitz,
+                       second_derivative_bound=g.second_derivative_bound)
+    x = np.random.default_rng(0).random(20_000)
+    assert r.method == "ridge" and r.proved and np.max(np.abs(r.network(x) - g.f(x[:, None]))) <= r.error_bound
+    s = ap.approximate(g.f, g.domain, 5e-2, method="staircase", lipschitz=g.lipschitz)
+    assert s.network.activation == "sigmoid" and s.measured_error <= s.error_bound < 5e-2
+    with pytest.raises(ap.ApproximationError, match="one-dimensional"):
+        ap.approximate(ap.GALLERY[3].f, ap.GALLERY[3].domain, 0.1, method="interpolation")
+    with pytest.raises(ap.ApproximationError, match="method must be"):
+        ap.approximate(g.f, g.domain, 0.1, method="magic")
+
+
 def test_error_vs_width_returns_curves() -> None:
     out = ap.error_vs_width(ap.GALLERY[:2] + ap.GALLERY[3:4], widths_1d=(16, 32, 64), schedule_2d=((6, 8), (8, 12)))
     assert set(out) == {"runge", "kink", "wave2d"}

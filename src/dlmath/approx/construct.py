@@ -399,6 +399,13 @@ def approximate(f: Callable[[np.ndarray], Any], domain: Any, eps: float, activat
     """
     _check_args(eps, activation, method, lipschitz, second_derivative_bound)
     dom = Domain.parse(domain)
+    if dom.dim > 1 and method in ("interpolation", "staircase"):
+        raise ApproximationError(f"approximate: method {method!r} is one-dimensional; the domain has "
+                                 f"{dom.dim} coordinates (use 'ridge' or 'auto')")
+    if method == "ridge":
+        if activation != "relu":
+            raise ApproximationError("approximate: method 'ridge' uses ReLU units (activation='relu')")
+        return _approximate_ridge(f, dom, float(eps), lipschitz, second_derivative_bound, max_width, seed)
     if dom.dim == 1:
         if activation == "sigmoid" or method == "staircase":
             return _approximate_staircase(f, dom, float(eps), lipschitz, max_width)
