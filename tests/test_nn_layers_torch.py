@@ -235,6 +235,30 @@ def test_layernorm_matches_torch(shape, k, affine, bias, seed) -> None:
     _check_module(nn.LayerNorm(ns, elementwise_affine=affine, bias=bias), tm, x, seed)
 
 
+@pytest.mark.parametrize("shape,k", [((5, 3), 1), ((4, 3, 6), 2), ((2, 3, 4, 5), 3)])
+def test_fused_layer_norm_vjp_and_jvp_match_torch(shape, k) -> None:
+    rng = np.random.default_rng(k)
+    ns = shape[-k:]
+    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, ns), rng.standard_normal(ns)
+
+    def fused(x, w, b):
+        return F.layer_norm_affine(x, w, b, n_axes=k, eps=1e-5)
+
+    def torch_ln(x, w, b):
+        return TF.layer_norm(x, ns, w, b, eps=1e-5)
+
+    compare(fused, torch_ln, x, w, b, **TOL)
+    check_jvp(F.layer_norm_affine, fused, torch_ln, x, w, b)
+    # second order: Hessian-vector product against torch's double backward
+    ct, v = rng.standard_normal(shape), rng.standard_normal(shape)
+    hv = dm.hvp(lambda x: dm.sum(dm.tanh(fused(x, w, b)) * ct), x, v)
+    xt = torch.tensor(x, requires_grad=True)
+    (gt,) = torch.autograd.grad((torch.tanh(torch_ln(xt, torch.tensor(w), torch.tensor(b))) * torch.tensor(ct)).sum(),
+                                xt, create_graph=True)
+    (hvt,) = torch.autograd.grad((gt * torch.tensor(v)).sum(), xt)
+    _close(hv, hvt, "Hessian-vector product", 1e-9, 1e-11)
+
+
 def test_layer_norm_gradcheck_and_errors() -> None:
     rng = np.random.default_rng(6)
     x, w, b = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(4)
@@ -405,3 +429,42 @@ def test_fused_batch_norm_gradient_after_in_place_change_of_its_input() -> None:
         with dm.no_grad():
             x.data *= 3.0
             x.data += 1.0
+
+
+_Y = np.array([[0, 2], [1, 1], [2, 0]])
+_T = np.random.default_rng(11).uniform(0, 1, (3, 3, 2))
+JVP_CASES = [
+    *FUNCTIONAL,
+    (lambda x: F.layer_norm(x, (4, 2)), lambda x: TF.layer_norm(x, (4, 2))),
+    (lambda x: F.batch_norm_composed(x, None, None, training=True),
+     lambda x: TF.batch_norm(x, None, None, training=True)),
+    (lambda x: F.batch_norm(x, np.zeros(4), np.ones(4) * 2),
+     lambda x: TF.batch_norm(x, torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64) * 2)),
+    (lambda x: F.cross_entropy(x[:, :3], _Y, label_smoothing=0.1),
+     lambda x: TF.cross_entropy(x[:, :3], torch.tensor(_Y), label_smoothing=0.1)),
+    (lambda x: F.binary_cross_entropy_with_logits(x[:, :3], _T, pos_weight=np.array([1.0, 3.0])),
+     lambda x: TF.binary_cross_entropy_with_logits(x[:, :3], torch.tensor(_T),
+                                                   pos_weight=torch.tensor([1.0, 3.0], dtype=torch.float64))),
+    (lambda x: F.mse_loss(x, np.ones((3, 4, 2)), reduction="sum"),
+     lambda x: TF.mse_loss(x, torch.ones(3, 4, 2, dtype=torch.float64), reduction="sum")),
+]
+
+
+@pytest.mark.parametrize("k", range(len(JVP_CASES)))
+def test_forward_mode_of_functional_ops_matches_torch(k: int) -> None:
+    fn, tfn = JVP_CASES[k]
+    x = 2 * np.random.default_rng(k + 100).standard_normal((3, 4, 2))
+    check_jvp(None, fn, tfn, x)
+
+
+def test_float32_stays_float32() -> None:
+    x = dm.tensor(np.random.default_rng(12).standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    y, w, t = np.array([0, 1, 2, 1]), np.ones(3, np.float32), np.ones((4, 3), np.float32)
+    outs = [F.cross_entropy(x, y), F.cross_entropy(x, y, label_smoothing=0.1),
+            F.cross_entropy(x, y, w, label_smoothing=0.1), F.cross_entropy(x, t / 3), F.nll_loss(x, y, w),
+            F.binary_cross_entropy_with_logits(x, t), F.mse_loss(x, t), nn.BatchNorm1d(3)(x), nn.LayerNorm(3)(x),
+            F.dropout(x), F.gelu(x), F.leaky_relu(x), F.softmax(x, 1)]
+    for k, out in enumerate(outs):
+        assert out.dtype == np.float32, (k, out.dtype)
+        out.sum().backward()
+        assert x.grad.dtype == np.float32

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dlmath as dm
 from dlmath import nn, optim
-from dlmath.nn.utils import clip_grad_norm_
+from dlmath.nn.utils import clip_grad_norm_, clip_grad_value_
 
 FEW = settings(max_examples=8, deadline=None)
 
@@ -125,3 +125,38 @@ def test_clip_grad_norm_nonfinite() -> None:
     with pytest.raises(dm.GradientError, match="total norm"):
         clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
     assert clip_grad_norm_([nn.Parameter(np.zeros(2))], 1.0) == 0.0
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.AdamW(ps, amsgrad=True)])
+def test_optimizer_state_dict_resumes_exactly(make) -> None:
+    rng = np.random.default_rng(2)
+    init = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+    grads = [[rng.standard_normal(a.shape) for a in init] for _ in range(6)]
+
+    def run(split: bool) -> list[np.ndarray]:
+        ps = [nn.Parameter(a) for a in init]
+        opt = make(ps)
+        for k, gs in enumerate(grads):
+            if split and k == 3:  # a fresh optimizer resumes from the saved state
+                saved = opt.state_dict()
+                opt = make(ps)
+                opt.load_state_dict(saved)
+            for p, g in zip(ps, gs, strict=True):
+                p.grad = dm.tensor(g)
+            opt.step()
+        return [p.data for p in ps]
+
+    for a, b in zip(run(False), run(True), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_adam_decoupled_weight_decay_is_adamw_and_clip_grad_value() -> None:
+    _run(lambda ps, **kw: optim.Adam(ps, decoupled_weight_decay=True, **kw),
+         lambda ps, **kw: torch.optim.Adam(ps, decoupled_weight_decay=True, **kw), {"lr": 0.1, "weight_decay": 0.3})
+    g = np.random.default_rng(3).standard_normal((4, 3))
+    p, tp = nn.Parameter(np.zeros((4, 3))), torch.zeros(4, 3, dtype=torch.float64, requires_grad=True)
+    p.grad, tp.grad = dm.tensor(g), torch.tensor(g)
+    clip_grad_value_([p], 0.5)
+    torch.nn.utils.clip_grad_value_([tp], 0.5)
+    np.testing.assert_array_equal(p.grad.data, tp.grad.numpy())

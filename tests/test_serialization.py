@@ -105,6 +105,8 @@ def test_save_refuses_non_arrays(tmp_path) -> None:
     with pytest.raises(SerializationError, match="dtype object"):
         dm.save({"w": np.array([None])}, tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+    with pytest.raises(SerializationError, match="cannot write the file"):
+        dm.save({"w": np.ones(2)}, tmp_path / "no-such-dir" / "x.safetensors")
     dm.save({"t": dm.tensor(np.ones(2), requires_grad=True)}, tmp_path / "t.safetensors")  # Tensors are fine
     np.testing.assert_array_equal(dm.load(tmp_path / "t.safetensors")["t"], np.ones(2))
 

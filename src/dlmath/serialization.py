@@ -47,6 +47,7 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike[str],
 
     The file is written next to ``path`` first and renamed into place, so an interrupted save
     leaves the previous file intact."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     p = os.fspath(path)
@@ -57,7 +58,7 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike[str],
     try:
         save_file(arrays, tmp, metadata=None if metadata is None else dict(metadata))
         os.replace(tmp, p)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:
         raise SerializationError(f"save({p!r}): cannot write the file: {exc}") from exc
     finally:
         if os.path.exists(tmp):

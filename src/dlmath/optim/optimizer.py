@@ -89,6 +89,50 @@ class Optimizer:
     def _update(self, p: Tensor, grad: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """PyTorch's layout: ``{"state": {index: {name: value}}, "param_groups": [{..., "params": [index...]}]}``,
+        parameters numbered in the order of the groups; arrays are copies."""
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {index[id(p)]: {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
+                                for k, v in st.items()}
+                 for p, st in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore hyper-parameters and buffers saved by `state_dict` from an optimizer over parameters of
+        the same shapes, in the same groups."""
+        groups = state_dict.get("param_groups") if isinstance(state_dict, Mapping) else None
+        if groups is None or "state" not in state_dict or len(groups) != len(self.param_groups):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a state dict with 'state' and "
+                             f"{len(self.param_groups)} 'param_groups'")
+        params: dict[int, Tensor] = {}
+        for mine, saved in zip(self.param_groups, groups, strict=True):
+            if len(mine["params"]) != len(saved["params"]):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: a parameter group of "
+                                 f"{len(saved['params'])} parameters does not fit one of {len(mine['params'])}")
+            params.update(zip(saved["params"], mine["params"], strict=True))
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for i, st in state_dict["state"].items():
+            p = params[int(i)]
+            new_state[p] = {}
+            for k, v in st.items():
+                if isinstance(v, np.ndarray) and v.shape == p.data.shape:
+                    v = np.array(v, dtype=p.data.dtype, copy=True)
+                elif isinstance(v, np.ndarray):
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: state {k!r} of parameter {i} has "
+                                     f"shape {v.shape}, the parameter {p.data.shape}")
+                new_state[p][k] = v
+        for mine, saved in zip(self.param_groups, groups, strict=True):
+            mine.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = new_state
+
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):

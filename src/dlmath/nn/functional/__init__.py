@@ -8,7 +8,7 @@ from .conv import conv1d, conv2d, conv_output_size, pad
 from .dropout import dropout, dropout1d, dropout2d
 from .linear import linear
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
-from .normalization import batch_norm, batch_norm_composed, batch_norm_train, layer_norm
+from .normalization import batch_norm, batch_norm_composed, batch_norm_train, layer_norm, layer_norm_affine
 from .pooling import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, pool_output_size
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "flatten",
     "gelu",
     "layer_norm",
+    "layer_norm_affine",
     "leaky_relu",
     "linear",
     "log_softmax",

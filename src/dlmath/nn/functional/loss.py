@@ -139,7 +139,7 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     if reduction == "mean":
         safe = np.where(kept, t, 0)
         denom = np.sum(np.asarray(_data(weight))[safe] * kept) if weight is not None else np.sum(kept)
-        smooth = ad.sum(smooth) / denom
+        smooth = ad.sum(smooth) / float(denom)  # a Python float keeps float32 losses float32
     elif reduction == "sum":
         smooth = ad.sum(smooth)
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)

@@ -13,13 +13,14 @@ import numpy as np
 
 from ...autodiff import GradientError, Tensor
 
-__all__ = ["clip_grad_norm_"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_"]
 
 
 def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False) -> float:
+                    error_if_nonfinite: bool = False, foreach: bool | None = None) -> float:
     """Scale the gradients in place so that their total ``norm_type`` norm is at most ``max_norm``;
-    returns the total norm before clipping (a float; PyTorch returns a 0-d tensor)."""
+    returns the total norm before clipping (a float; PyTorch returns a 0-d tensor). ``foreach`` is
+    accepted for PyTorch compatibility and ignored."""
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]
     norm_type = float(norm_type)
@@ -42,3 +43,12 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         else:
             g *= coef
     return total
+
+
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float, foreach: bool | None = None) -> None:
+    r"""Clamp every gradient entry into $[-c, c]$ in place (``torch.nn.utils.clip_grad_value_``)."""
+    c = float(clip_value)
+    for p in [parameters] if isinstance(parameters, Tensor) else list(parameters):
+        if p.grad is not None:
+            np.clip(p.grad.data, -c, c, out=p.grad.data)
+            p.grad._version[0] += 1
