@@ -17,6 +17,8 @@ Run (the environment's OPENBLAS_* variables force a slow OpenBLAS kernel; unset 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
@@ -81,9 +83,12 @@ def conv_contenders() -> dict[str, object]:
     # correctness: dlmath against torch on these very arrays
     dlmath_step()
     torch_step()
-    err = max(float(np.abs(dconv.weight.grad.data - tconv.weight.grad.numpy()).max()),
-              float(np.abs(dconv(x).data - tconv(torch.tensor(x)).detach().numpy()).max()))
-    print(f"Conv2d check: max |dlmath - torch| over output and weight gradient = {err:.2e} (float32)")
+    def rel(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a - b).max() / np.abs(b).max())
+
+    err = max(rel(dconv.weight.grad.data, tconv.weight.grad.numpy()),
+              rel(dconv(x).data, tconv(torch.tensor(x)).detach().numpy()))
+    print(f"Conv2d check: max |dlmath - torch| / max |torch| over output and weight gradient = {err:.1e} (float32)")
     return {"dlmath": dlmath_step, "torch": torch_step, "numpy im2col": numpy_im2col_step}
 
 
@@ -148,9 +153,22 @@ def resnet_contenders() -> dict[str, object]:
         topt.step()
 
     ld = float(nn.functional.cross_entropy(dmodel(x), labels).data)
-    lt = float(tnn.functional.cross_entropy(tmodel(tx), tl))
+    lt = float(tnn.functional.cross_entropy(tmodel(tx), tl).detach())
     print(f"ResNet check: first-step loss dlmath {ld:.6f}, torch {lt:.6f} (same weights, float32)")
     return {"dlmath": dlmath_step, "torch": torch_step}
+
+
+def thread_cpu_times(fns: dict[str, object], repeat: int) -> dict[str, float]:
+    """Median CPU time of the calling thread per call (1 thread only: BLAS and torch then run inline).
+
+    Less sensitive than wall time to other processes on a shared machine (they still share caches)."""
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.thread_time()
+            fn()
+            out[name].append(time.thread_time() - t0)
+    return {name: med(v) for name, v in out.items()}
 
 
 def main() -> None:
@@ -174,6 +192,11 @@ def main() -> None:
                 q = np.percentile(v["total"], [25, 75]) * 1e3
                 rows.append((name, f"{t[name] * 1e3:.2f}", f"{q[0]:.2f}-{q[1]:.2f}", f"{t[name] / t['torch']:.2f}"))
             print_table(["engine", "median ms", "IQR ms", "this / torch"], rows)
+            if n == 1:
+                with thread_limit(1):
+                    cpu = thread_cpu_times(fns, max(args.repeat // 2, 3))
+                print("thread CPU time (median ms): " + ", ".join(
+                    f"{name} {v * 1e3:.2f} ({v / cpu['torch']:.2f}x torch)" for name, v in cpu.items()))
             print(load.describe())
             print(guard_report())
             ratio = t["dlmath"] / t["torch"]

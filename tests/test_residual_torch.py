@@ -167,3 +167,19 @@ def test_resnet_small_trains_and_saves(tmp_path):
 def test_resnet_small_bad_blocks():
     with pytest.raises(ValueError, match="blocks"):
         nn.resnet_small(blocks=1)
+
+
+def test_docs_example_runs(tmp_path, monkeypatch):
+    """The example of docs/conv.md: train a small ResNet on synthetic data, save it, load it into a clone."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "conv.md").read_text(encoding="utf-8")
+    block = re.findall(r"```python\n(.*?)```", doc, flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(block, "docs/conv.md", "exec"), scope)
+    assert scope["accuracy"] > 0.8, scope["accuracy"]
+    x = scope["x"]
+    with dm.no_grad():
+        np.testing.assert_array_equal(scope["clone"](x).data, scope["model"](x).data)

@@ -4,7 +4,6 @@ Each submodule holds one family; this package re-exports them all.
 """
 
 from .activation import flatten, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
-from .conv import conv1d, conv2d, pad
 from .attention import (
     attention_probabilities,
     attention_scale,
@@ -13,11 +12,12 @@ from .attention import (
     positive_random_features,
     scaled_dot_product_attention,
 )
+from .conv import conv1d, conv2d, conv_output_size, pad
 from .dropout import dropout, dropout1d, dropout2d
 from .linear import linear
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .normalization import batch_norm, batch_norm_composed, batch_norm_train, layer_norm, layer_norm_affine
-from .pooling import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from .pooling import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, pool_output_size
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -29,6 +29,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
+    "conv_output_size",
     "cross_entropy",
     "dropout",
     "dropout1d",
@@ -45,6 +46,7 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "pad",
+    "pool_output_size",
     "relu",
     "sigmoid",
     "softmax",

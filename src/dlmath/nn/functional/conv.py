@@ -81,7 +81,7 @@ def _geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: Pair, padd
     o, _, kh, kw = w_shape
     (sh, sw), (dh, dw) = stride, dilation
     hp, wp = h + padding[0][0] + padding[0][1], w + padding[1][0] + padding[1][1]
-    ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    ho, wo = conv_output_size(hp, kh, sh, 0, dh), conv_output_size(wp, kw, sw, 0, dw)
     wq = sw * -(-wp // sw)
     q_img = hp * wq // sw
     rows = n * hp * wq + (kh - 1) * dh * wq + (kw - 1) * dw + 1
