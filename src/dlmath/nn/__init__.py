@@ -11,9 +11,11 @@ from .init import manual_seed
 from .linear import Identity, Linear
 from .losses import cross_entropy, mse_loss
 from .mlp import MLP, mlp_logits
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError
 
 __all__ = [
     "MLP", "Identity", "IncompatibleKeys", "Linear", "Module", "ModuleList", "Parameter", "Sequential",
-    "StateDictError", "cross_entropy", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
+    "StateDictError",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "cross_entropy", "functional", "init", "manual_seed", "mlp_logits", "mse_loss",
 ]
