@@ -33,7 +33,7 @@ from .linear import default_dtype
 from .module import Module, Parameter
 from .recurrent_ops import gru_cell, gru_scan, lstm_cell, lstm_scan, rnn_scan
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "dropout_mask"]
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell", "dropout_mask"]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 

@@ -265,8 +265,9 @@ def _lstm_activations(S: Any, xg: Any, h0: Any, c0: Any, w: Any) -> dict[str, An
 
 def _lstm_bptt(gS: Any, S: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any) -> tuple[Any, Any, Any, Any]:
     r"""BPTT for the LSTM. With $\bar c_t = \bar c^{in}_t + \bar h_t\,o_t(1-\tanh^2 c_t)$:
-    $\bar a_i = \bar c_t g_t i_t(1-i_t)$, $\bar a_f = \bar c_t c_{t-1} f_t(1-f_t)$, $\bar a_g = \bar c_t i_t(1-g_t^2)$,
-    $\bar a_o = \bar h_t \tanh(c_t) o_t(1-o_t)$; $\bar c_{t-1} \mathrel{+}= \bar c_t f_t$, $\bar h_{t-1} \mathrel{+}= \bar a W_{hh}$.
+    $\bar a_i = \bar c_t g_t i_t(1-i_t)$, $\bar a_f = \bar c_t c_{t-1} f_t(1-f_t)$,
+    $\bar a_g = \bar c_t i_t(1-g_t^2)$, $\bar a_o = \bar h_t \tanh(c_t) o_t(1-o_t)$;
+    $\bar c_{t-1} \mathrel{+}= \bar c_t f_t$, $\bar h_{t-1} \mathrel{+}= \bar a W_{hh}$.
     Returns (d xg, d h0, d c0, d W_hh)."""
     A = _lstm_activations(S, xg, h0, c0, w)
     H, i, f, g, o, tc = A["H"], A["i"], A["f"], A["g"], A["o"], A["tc"]
@@ -348,7 +349,8 @@ def _lstm_bptt_arrays(gS: np.ndarray, S: np.ndarray, h0: np.ndarray, c0: np.ndar
 
 def _lstm_tangent(S: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any, dpre: Any, dh: Any, dc: Any) -> Any:
     r"""The tangent recurrence: $\dot a_t = \dot a^{ext}_t + \dot h_{t-1}W_{hh}^\top$,
-    $\dot c_t = \dot f c_{t-1} + f\dot c_{t-1} + \dot i g + i\dot g$, $\dot h_t = \dot o\tanh c_t + o(1-\tanh^2c_t)\dot c_t$
+    $\dot c_t = \dot f c_{t-1} + f\dot c_{t-1} + \dot i g + i\dot g$,
+    $\dot h_t = \dot o\tanh c_t + o(1-\tanh^2c_t)\dot c_t$
     with $\dot i = i(1-i)\dot a_i$ etc. Returns the tangent of the stacked [h_t, c_t]."""
     A = _lstm_activations(S, xg, h0, c0, w)
     H, i, f, g, o, tc, cp = A["H"], A["i"], A["f"], A["g"], A["o"], A["tc"], A["cp"]
@@ -483,7 +485,8 @@ def _gru_bptt(gS: Any, S: Any, xg: Any, h0: Any, w: Any, b: Any, mask: Any) -> t
 
 
 def _gru_tangent(S: Any, xg: Any, h0: Any, w: Any, b: Any, mask: Any, dx: Any, dgh_ext: Any, dh: Any) -> Any:
-    r"""Tangent recurrence: $\dot{gh} = \dot{gh}^{ext} + \dot h_{t-1}W_{hh}^\top$, $\dot r = r(1-r)(\dot x_r+\dot{gh}_r)$,
+    r"""Tangent recurrence: $\dot{gh} = \dot{gh}^{ext} + \dot h_{t-1}W_{hh}^\top$,
+    $\dot r = r(1-r)(\dot x_r+\dot{gh}_r)$,
     $\dot z = z(1-z)(\dot x_z+\dot{gh}_z)$, $\dot n = (1-n^2)(\dot x_n + \dot r\,gh_n + r\,\dot{gh}_n)$,
     $\dot h_t = (1-z)\dot n + z\dot h_{t-1} + \dot z(h_{t-1}-n)$."""
     A = _gru_activations(S, xg, h0, w, b)
@@ -572,7 +575,7 @@ def _lstm_cell_vjp_gates(gr: Any, ans: Any, gates: Any, c: Any) -> Any:
 
 
 def _lstm_cell_vjp_c(gr: Any, ans: Any, gates: Any, c: Any) -> Any:
-    H, i, f, g, o, tc = _lstm_cell_parts(ans, gates, c)
+    H, _i, f, _g, o, tc = _lstm_cell_parts(ans, gates, c)
     return (gr[..., H:] + gr[..., :H] * o * (1 - tc * tc)) * f
 
 
@@ -585,7 +588,7 @@ def _lstm_cell_jvp_gates(t: Any, ans: Any, gates: Any, c: Any) -> Any:
 
 
 def _lstm_cell_jvp_c(t: Any, ans: Any, gates: Any, c: Any) -> Any:
-    H, i, f, g, o, tc = _lstm_cell_parts(ans, gates, c)
+    _H, _i, f, _g, o, tc = _lstm_cell_parts(ans, gates, c)
     dc = f * t
     return _cat([o * (1 - tc * tc) * dc, dc])
 
@@ -638,7 +641,8 @@ gru_cell = Primitive(
 
 
 def _gru_cell_tangent(dgi: Any, dgh: Any, dh: Any, gi: Any, gh: Any, h: Any) -> Any:
-    r"""$\dot h' = (1-z)\dot n + (h-n)\dot z + z\dot h$, $\dot n = (1-n^2)(\dot{gi}_n + \dot r\,gh_n + r\,\dot{gh}_n)$."""
+    r"""$\dot h' = (1-z)\dot n + (h-n)\dot z + z\dot h$,
+    $\dot n = (1-n^2)(\dot{gi}_n + \dot r\,gh_n + r\,\dot{gh}_n)$."""
     H, r, z, n = _gru_cell_parts(gi, gh, h)
     out: Any = 0
     if dgi is not None or dgh is not None:
