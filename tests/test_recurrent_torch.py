@@ -149,6 +149,7 @@ def test_padding_does_not_change_shorter_sequences() -> None:
     alone, (h1, c1) = m(x[:3, 1:2])
     _close(out[:3, 1:2], alone.data, "short sequence, padded vs alone")
     _close(h[:, 1:2], h1.data, "h_n, padded vs alone")
+    _close(c[:, 1:2], c1.data, "c_n, padded vs alone")
     assert np.all(out.data[3:, 1] == 0)
     x2 = x.copy()
     x2[3:, 1] = 1e3  # different padding, same result
