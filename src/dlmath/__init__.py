@@ -33,6 +33,10 @@ def __getattr__(name: str) -> Any:
     if (name.startswith("__") and name != "__all__") or _is_submodule(name):
         # __path__, __file__... and `from dlmath import verify` (before it is imported): not the engine's
         raise AttributeError(f"module 'dlmath' has no attribute {name!r}")
+    if name in ("save", "load"):  # safetensors state dicts (dlmath.serialization)
+        value = getattr(importlib.import_module(f"{__name__}.serialization"), name)
+        globals()[name] = value
+        return value
     engine = _engine()
     if name == "__all__":
         return [*engine.__all__, "__version__"]
