@@ -28,29 +28,19 @@ import numpy as np
 from .. import autodiff as ad
 from ..autodiff import DtypeError, ShapeError
 from ..autodiff.core import unwrap
+from . import functional as F
 from . import init
 from .linear import default_dtype
 from .module import Module, Parameter
 from .recurrent_ops import gru_cell, gru_scan, lstm_cell, lstm_scan, rnn_scan
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell", "dropout_mask"]
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell"]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _shape(x: Any) -> tuple[int, ...]:
     return tuple(np.shape(unwrap(x)))
-
-
-def dropout_mask(shape: tuple[int, ...], p: float, dtype: Any, generator: np.random.Generator | None = None
-                 ) -> np.ndarray:
-    r"""Inverted dropout's multiplier: 0 with probability p, else $1/(1-p)$ (Srivastava et al. 2014), drawn
-    from ``nn.init.default_generator()`` unless a generator is given. $E[\text{mask}] = 1$."""
-    gen = generator if generator is not None else init.default_generator()
-    if p >= 1:
-        return np.zeros(shape, dtype=dtype)
-    keep = gen.random(shape) >= p
-    return (keep / (1 - p)).astype(dtype)
 
 
 def _check_positive(layer: str, name: str, v: Any) -> int:
@@ -231,7 +221,7 @@ class RNNBase(Module):
                 c_n.append(c)
             x = outs[0] if len(outs) == 1 else ad.concatenate(outs, axis=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                x = x * dropout_mask(_shape(x), self.dropout, dt)
+                x = F.dropout(x, self.dropout, training=True)
         hn = ad.stack(h_n, axis=0)
         cn = ad.stack(c_n, axis=0) if self.mode == "LSTM" else None
         return x, hn, cn
