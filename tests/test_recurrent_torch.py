@@ -252,7 +252,7 @@ def _t_lstm(xg: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: torch.Tensor,
         if mask is not None:
             h_new, c_new = mask[t] * h_new + (1 - mask[t]) * h, mask[t] * c_new + (1 - mask[t]) * c
         h, c = h_new, c_new
-        outs.append(torch.cat([h, c], -1))
+        outs.append(torch.stack([h, c]))
     return torch.stack(outs)
 
 

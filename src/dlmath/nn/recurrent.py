@@ -169,7 +169,7 @@ class RNNBase(Module):
         w_hh = self._param("weight_hh", layer, d)
         if self.mode == "LSTM":
             S = lstm_scan(xg, h0, c0, w_hh, mask=mask)
-            return S[..., :H], S[-1, :, :H], S[-1, :, H:]
+            return S[:, 0], S[-1, 0], S[-1, 1]
         if self.mode == "GRU":
             b_hh = self._param("bias_hh", layer, d)
             if b_hh is None:

@@ -49,10 +49,9 @@ def _cat(parts: list[Any]) -> Any:
     return ad.concatenate(parts, axis=-1)
 
 
-def _prev_states(S: Any, h0: Any, width: int | None = None) -> Any:
+def _prev_states(S: Any, h0: Any) -> Any:
     """(L, N, H): the state entering each step, h_{t-1}, from h0 and the stacked states S."""
-    h = S if width is None else S[..., :width]
-    return ad.concatenate([h0[None], h[:-1]], axis=0)
+    return ad.concatenate([h0[None], S[:-1]], axis=0)
 
 
 class _LastBackward(threading.local):
@@ -79,16 +78,16 @@ def _cached(g: Any, ans: Any, compute: Any) -> Any:
     return value
 
 
-_saved_acts: dict[int, tuple[Any, np.ndarray]] = {}
+_saved_acts: dict[int, tuple[Any, Any]] = {}
 
 
-def _save(S: np.ndarray, acts: np.ndarray) -> None:
+def _save(S: np.ndarray, acts: Any) -> None:
     """Keep a forward pass's activations for as long as its output array lives (PyTorch's saved tensors)."""
     key = id(S)
     _saved_acts[key] = (weakref.ref(S, lambda _ref, key=key: _saved_acts.pop(key, None)), acts)
 
 
-def _saved_for(S: Any) -> np.ndarray | None:
+def _saved_for(S: Any) -> Any:
     if not isinstance(S, np.ndarray):
         return None
     entry = _saved_acts.get(id(S))
@@ -202,45 +201,44 @@ rnn_scan = Primitive(
 
 # ================================================================================ LSTM
 def _lstm_forward(xg: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_hh: np.ndarray, mask: Any = None) -> np.ndarray:
-    r"""The LSTM recurrence (gate order i, f, g, o) over L steps; returns (L, N, 2H) = [h_t, c_t].
+    r"""The LSTM recurrence (gate order i, f, g, o) over L steps; returns (L, 2, N, H): [h_t, c_t] per step.
 
     $i,f,o = \sigma(\cdot)$, $g = \tanh(\cdot)$ of $xg_t + h_{t-1}W_{hh}^\top$; $c_t = f c_{t-1} + i g$;
     $h_t = o \tanh c_t$ (Hochreiter & Schmidhuber 1997; forget gate: Gers, Schmidhuber & Cummins 2000)."""
     L, N, G = xg.shape
     H = G // 4
     dtype = np.result_type(xg, h0, c0, w_hh)
-    S = np.empty((L, N, 2 * H), dtype=dtype)
-    # the activations [i, f, g, o, tanh c] of every step, kept for the backward pass (see _saved)
-    acts = np.empty((L, N, 5 * H), dtype=dtype)
-    wT = np.ascontiguousarray(w_hh.T)
-    pre = np.empty((N, G), dtype=dtype)
+    # h_t and c_t each contiguous, so that every write below and the next step's product read whole blocks
+    S = np.empty((L, 2, N, H), dtype=dtype)
+    # the activations of every step, kept for the backward pass (see _saved): gates [i, f, g, o] and tanh c_t
+    gates = np.empty((L, N, G), dtype=dtype)
+    tcs = np.empty((L, N, H), dtype=dtype)
     # sigma(x) = (1 + tanh(x/2)) / 2: one tanh pass over all four gates (i, f, o scaled by 1/2, g by 1), several
-    # times faster than scipy's expit on float32
+    # times faster than scipy's expit on float32; the 1/2 is folded into W_hh and xg once
     scale = np.full(G, 0.5, dtype=dtype)
     scale[2 * H:3 * H] = 1
     shift = np.full(G, 0.5, dtype=dtype)
     shift[2 * H:3 * H] = 0
+    wT = np.ascontiguousarray(w_hh.T * scale, dtype=dtype)
+    xs = xg * scale
+    pre = np.empty((N, G), dtype=dtype)
     h, c = h0, c0
     m = _mask_of(mask, dtype)
     for t in range(L):
         np.matmul(h, wT, out=pre)
-        pre += xg[t]
-        pre *= scale
-        a = acts[t]
-        gates = np.tanh(pre, out=a[:, :G])
-        gates *= scale
-        gates += shift
-        c_new = S[t, :, H:]
-        np.multiply(a[:, H:2 * H], c, out=c_new)
+        pre += xs[t]
+        a = np.tanh(pre, out=gates[t])
+        a *= scale
+        a += shift
+        c_new = np.multiply(a[:, H:2 * H], c, out=S[t, 1])
         c_new += a[:, :H] * a[:, 2 * H:3 * H]
-        tc = np.tanh(c_new, out=a[:, G:])
-        h_new = np.multiply(tc, a[:, 3 * H:G], out=S[t, :, :H])
+        h_new = np.multiply(np.tanh(c_new, out=tcs[t]), a[:, 3 * H:], out=S[t, 0])
         if m is not None:
             keep = m[t] > 0
             h_new[...] = np.where(keep, h_new, h)
             c_new[...] = np.where(keep, c_new, c)
         h, c = h_new, c_new
-    _save(S, acts)
+    _save(S, (gates, tcs))
     return S
 
 
@@ -248,18 +246,19 @@ def _lstm_activations(S: Any, xg: Any, h0: Any, c0: Any, w: Any) -> dict[str, An
     """Every step's gates: those the forward pass kept (plain arrays), else recomputed at once from the saved
     states (one GEMM over all steps; on Tensors, so that the rules can be differentiated again)."""
     H = unwrap(h0).shape[-1]
-    hp = _prev_states(S, h0, H)
-    cp = ad.concatenate([c0[None], S[:-1, :, H:]], axis=0)
-    acts = _saved_for(S)
-    if acts is not None and not isinstance(xg, Tensor) and not isinstance(w, Tensor):
-        return {"hp": hp, "cp": cp, "i": acts[..., :H], "f": acts[..., H:2 * H], "g": acts[..., 2 * H:3 * H],
-                "o": acts[..., 3 * H:4 * H], "tc": acts[..., 4 * H:], "H": H}
+    hp = ad.concatenate([h0[None], S[:-1, 0]], axis=0)
+    cp = ad.concatenate([c0[None], S[:-1, 1]], axis=0)
+    saved = _saved_for(S)
+    if saved is not None and not isinstance(xg, Tensor) and not isinstance(w, Tensor):
+        gates, tcs = saved
+        return {"hp": hp, "cp": cp, "i": gates[..., :H], "f": gates[..., H:2 * H], "g": gates[..., 2 * H:3 * H],
+                "o": gates[..., 3 * H:], "tc": tcs, "H": H}
     pre = xg + hp @ w.T
     i = ad.sigmoid(pre[..., :H])
     f = ad.sigmoid(pre[..., H:2 * H])
     g = ad.tanh(pre[..., 2 * H:3 * H])
     o = ad.sigmoid(pre[..., 3 * H:])
-    tc = ad.tanh(S[..., H:])
+    tc = ad.tanh(S[:, 1])
     return {"hp": hp, "cp": cp, "i": i, "f": f, "g": g, "o": o, "tc": tc, "H": H}
 
 
@@ -275,7 +274,7 @@ def _lstm_bptt(gS: Any, S: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any) ->
     Q = _cat([g * i * (1 - i), A["cp"] * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)])
     m = _mask_of(mask, unwrap(S).dtype)
     L = unwrap(S).shape[0]
-    gh, gc = gS[..., :H], gS[..., H:]
+    gh, gc = gS[:, 0], gS[:, 1]
     carry_h: Any = 0
     carry_c: Any = 0
     deltas: list[Any] = [None] * L
@@ -302,17 +301,16 @@ def _lstm_bptt(gS: Any, S: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any) ->
 
 
 def _lstm_bptt_arrays(gS: np.ndarray, S: np.ndarray, h0: np.ndarray, c0: np.ndarray, w: np.ndarray,
-                      acts: np.ndarray, mask: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                      saved: tuple[np.ndarray, np.ndarray], mask: Any) -> tuple[np.ndarray, ...]:
     """`_lstm_bptt` on plain arrays with the forward pass's saved activations: the same recurrence, written with
     preallocated buffers (the engine's ordinary backward pass; `test_recurrent_torch` checks that both agree)."""
-    L, N, H2 = S.shape
-    H = H2 // 2
+    L, _, N, H = S.shape
     dt = S.dtype
-    A = acts.reshape(L, N, 5, H)
-    i, f, g, o, tc = A[:, :, 0], A[:, :, 1], A[:, :, 2], A[:, :, 3], A[:, :, 4]
+    gates, tc = saved
+    i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
     cp = np.empty((L, N, H), dtype=dt)
     cp[0] = c0
-    cp[1:] = S[:-1, :, H:]
+    cp[1:] = S[:-1, 1]
     P = o * (1 - tc * tc)
     Q = np.empty((L, N, 4, H), dtype=dt)
     np.multiply(g * i, 1 - i, out=Q[:, :, 0])
@@ -321,12 +319,13 @@ def _lstm_bptt_arrays(gS: np.ndarray, S: np.ndarray, h0: np.ndarray, c0: np.ndar
     np.multiply(tc * o, 1 - o, out=Q[:, :, 3])
     m = _mask_of(mask, dt)
     D = np.empty((L, N, 4, H), dtype=dt)
-    gh, gc = gS[..., :H], gS[..., H:]
     carry_h = np.zeros((N, H), dtype=dt)
     carry_c = np.zeros((N, H), dtype=dt)
+    dh = np.empty((N, H), dtype=dt)
+    dc = np.empty((N, H), dtype=dt)
     for t in range(L - 1, -1, -1):
-        dh = gh[t] + carry_h
-        dc = gc[t] + carry_c
+        np.add(gS[t, 0], carry_h, out=dh)
+        np.add(gS[t, 1], carry_c, out=dc)
         if m is not None:
             pass_h, pass_c = dh * (1 - m[t]), dc * (1 - m[t])
             dh *= m[t]
@@ -342,7 +341,7 @@ def _lstm_bptt_arrays(gS: np.ndarray, S: np.ndarray, h0: np.ndarray, c0: np.ndar
     dxg = D.reshape(L, N, 4 * H)
     hp = np.empty((L, N, H), dtype=dt)
     hp[0] = h0
-    hp[1:] = S[:-1, :, :H]
+    hp[1:] = S[:-1, 0]
     dw = dxg.reshape(L * N, 4 * H).T @ hp.reshape(L * N, H)
     return dxg, carry_h, carry_c, dw
 
@@ -372,16 +371,16 @@ def _lstm_tangent(S: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any, dpre: An
             h_new = m[t] * h_new + (1 - m[t]) * (0 if dh is None else dh)
             c_new = m[t] * c_new + (1 - m[t]) * (0 if dc is None else dc)
         dh, dc = h_new, c_new
-        out.append(_cat([h_new, c_new]))
+        out.append(ad.stack([h_new, c_new], axis=0))
     return ad.stack(out, axis=0)
 
 
 def _lstm_vjp(k: int) -> Any:
     def rule(g: Any, ans: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any = None) -> Any:
         g, ans, xg, h0, c0, w = (_plain(a) for a in (g, ans, xg, h0, c0, w))
-        acts = _saved_for(ans)
-        if acts is not None and all(type(a) is np.ndarray for a in (g, h0, c0, w)):
-            return _cached(g, ans, lambda: _lstm_bptt_arrays(g, ans, h0, c0, w, acts, mask))[k]
+        saved = _saved_for(ans)
+        if saved is not None and all(type(a) is np.ndarray for a in (g, h0, c0, w)):
+            return _cached(g, ans, lambda: _lstm_bptt_arrays(g, ans, h0, c0, w, saved, mask))[k]
         return _cached(g, ans, lambda: _lstm_bptt(g, ans, xg, h0, c0, w, mask))[k]
     return rule
 
@@ -399,14 +398,14 @@ def _lstm_jvp_c0(t: Any, ans: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any 
 
 
 def _lstm_jvp_w(t: Any, ans: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any = None) -> Any:
-    H = unwrap(h0).shape[-1]
-    return _lstm_tangent(ans, xg, h0, c0, w, mask, _prev_states(ans, h0, H) @ t.T, None, None)
+    hp = ad.concatenate([h0[None], ans[:-1, 0]], axis=0)
+    return _lstm_tangent(ans, xg, h0, c0, w, mask, hp @ t.T, None, None)
 
 
 lstm_scan = Primitive(
     "lstm_scan", _lstm_forward, flops=_scan_flops, reads_output=True,
     doc=r"""LSTM over a whole sequence: xg (L, N, 4H) = x W_ih^T + b_ih + b_hh (gates i, f, g, o), h0, c0
-    (N, H), w_hh (4H, H) -> (L, N, 2H), the states [h_t, c_t] side by side.""",
+    (N, H), w_hh (4H, H) -> (L, 2, N, H), the states h_t (``[:, 0]``) and c_t (``[:, 1]``).""",
 ).defvjp(_lstm_vjp(0), _lstm_vjp(1), _lstm_vjp(2), _lstm_vjp(3)).defjvp(
     _lstm_jvp_xg, _lstm_jvp_h0, _lstm_jvp_c0, _lstm_jvp_w)
 
