@@ -181,7 +181,10 @@ class RNNBase(Module):
 
     def _input_projection(self, x: Any, layer: int, d: int) -> Any:
         w_ih = self._param("weight_ih", layer, d)
-        xg = x @ w_ih.T
+        L, N, F_in = _shape(x)
+        # one 2-D GEMM over all steps and the batch: a 3-D @ 2-D product would run L small ones, and its weight
+        # gradient L more plus a reduction
+        xg = (x.reshape(L * N, F_in) @ w_ih.T).reshape(L, N, w_ih.shape[0])
         b_ih, b_hh = self._param("bias_ih", layer, d), self._param("bias_hh", layer, d)
         if b_ih is not None:
             # the GRU's b_hh sits inside the reset gate's product, so it stays with the recurrence
