@@ -426,3 +426,20 @@ def test_docs_examples_run() -> None:
     assert len(blocks) == 2
     for code in blocks:
         exec(compile(code, "docs/recurrent.md", "exec"), {})
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_bptt_array_fast_path_equals_the_generic_rule(masked: bool) -> None:
+    """The ordinary backward pass uses `_lstm_bptt_arrays` (saved activations, buffers); `_lstm_bptt` (generic
+    ops, recomputed activations) serves create_graph. Both compute the same four cotangents."""
+    rng = np.random.default_rng(11)
+    L, N, H = 5, 3, 4
+    xg, h0, c0 = rng.standard_normal((L, N, 4 * H)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    w = rng.standard_normal((4 * H, H)) * 0.5
+    mk = _mask(L, N) if masked else None
+    S = ro._lstm_forward(xg, h0, c0, w, mask=mk)
+    g = rng.standard_normal(S.shape)
+    fast = ro._lstm_bptt_arrays(g, S, h0, c0, w, ro._saved_for(S), mk)
+    generic = ro._lstm_bptt(g, S.copy(), xg, h0, c0, w, mk)  # a copy has no saved activations: recomputed
+    for k, (a, b) in enumerate(zip(fast, generic, strict=True)):
+        _close(a, b, f"cotangent {k}")
