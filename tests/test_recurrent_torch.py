@@ -412,6 +412,9 @@ def test_bad_input_is_a_clear_error() -> None:
         nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="hidden_size"):
         nn.GRU(3, 0)
+    out, _ = m([[[0.0, 1.0, 2.0]]])  # nested lists become arrays of the layer's dtype, as torch tensors would
+    assert out.shape == (1, 1, 4)
+    assert nn.GRUCell(3, 4)([0.0, 1.0, 2.0]).shape == (4,)
     with pytest.raises(dm.ShapeError, match="GRUCell"):
         nn.GRUCell(3, 4, dtype=np.float64)(np.zeros((2, 5)))
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import autodiff as ad
 from ..autodiff import DtypeError, ShapeError
-from ..autodiff.core import unwrap
+from ..autodiff.core import Tensor, unwrap
 from . import functional as F
 from . import init
 from .linear import default_dtype
@@ -115,6 +115,8 @@ class RNNBase(Module):
     # ----- input handling -------------------------------------------------------------------------------------
     def _check_input(self, x: Any) -> tuple[Any, bool]:
         name = type(self).__name__
+        if not isinstance(x, (Tensor, np.ndarray)):
+            x = np.asarray(x, dtype=self.weight_ih_l0.dtype)
         shape = _shape(x)
         if len(shape) not in (2, 3):
             raise ShapeError(f"{name}: expected input of shape (L, N, {self.input_size}), "
@@ -329,6 +331,8 @@ class _CellBase(Module):
 
     def _input(self, x: Any) -> tuple[Any, bool]:
         name = type(self).__name__
+        if not isinstance(x, (Tensor, np.ndarray)):
+            x = np.asarray(x, dtype=self.weight_ih.dtype)
         shape = _shape(x)
         if len(shape) not in (1, 2) or shape[-1] != self.input_size:
             raise ShapeError(f"{name}: expected input of shape (N, {self.input_size}) or ({self.input_size},), "
