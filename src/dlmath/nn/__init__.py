@@ -29,6 +29,7 @@ from .normalization import LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .residual import BasicBlock, PreActBlock, ResNetSmall, resnet_small
 from .transformer import TransformerEncoder, TransformerEncoderLayer, sinusoidal_positional_encoding
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 
 __all__ = [
     "GELU",
@@ -98,3 +99,4 @@ __all__ += [
 ]
 __all__ += ["MultiheadAttention"]
 __all__ += ["TransformerEncoder", "TransformerEncoderLayer", "sinusoidal_positional_encoding"]
+__all__ += ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell"]  # recurrent.py
