@@ -21,12 +21,15 @@ from .pooling import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, ma
 
 __all__ = [
     "adaptive_avg_pool2d",
+    "attention_probabilities",
+    "attention_scale",
     "avg_pool1d",
     "avg_pool2d",
     "batch_norm",
     "batch_norm_composed",
     "batch_norm_train",
     "binary_cross_entropy_with_logits",
+    "causal_mask",
     "conv1d",
     "conv2d",
     "conv_output_size",
@@ -40,6 +43,7 @@ __all__ = [
     "layer_norm_affine",
     "leaky_relu",
     "linear",
+    "linear_attention",
     "log_softmax",
     "max_pool1d",
     "max_pool2d",
@@ -47,10 +51,10 @@ __all__ = [
     "nll_loss",
     "pad",
     "pool_output_size",
+    "positive_random_features",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "softmax",
     "tanh",
 ]
-__all__ += ["attention_probabilities", "attention_scale", "causal_mask", "linear_attention",
-            "positive_random_features", "scaled_dot_product_attention"]
