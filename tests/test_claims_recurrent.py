@@ -96,7 +96,7 @@ def _clip_each_parameter_separately(mp: pytest.MonkeyPatch) -> None:
 
 
 BREAKERS: dict[str, Breaker] = {
-    "recurrent.elman-matches-torch": _rnn_transposed_weight,
+    "recurrent.elman-equations": _rnn_transposed_weight,
     "recurrent.bptt-sum-over-time": lambda mp: _scaled_vjp(mp, ro.rnn_scan, 2, 1.1),
     "recurrent.jacobian-ordered-product":
         lambda mp: mp.setattr(rec, "hidden_jacobian_product", rec.printed_jacobian_product),
@@ -105,7 +105,7 @@ BREAKERS: dict[str, Breaker] = {
     "recurrent.exploding-needs-more-than-norm": _derivative_one,
     "recurrent.forget-gate-product": lambda mp: _scaled_vjp(mp, ro.lstm_scan, 2, 1.1),
     "recurrent.constant-error-carousel": lambda mp: _scaled_vjp(mp, ro.lstm_scan, 2, 0.9),
-    "recurrent.lstm-matches-torch": _lstm_gates_i_f_swapped,
+    "recurrent.lstm-equations": _lstm_gates_i_f_swapped,
     "recurrent.gru-convention": _gru_chung_convention,
     "recurrent.gru-update-gate-copies": lambda mp: _scaled_vjp(mp, ro.gru_scan, 1, 1.1),
     "recurrent.parameter-counts": _gru_with_four_gates,

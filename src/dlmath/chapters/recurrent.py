@@ -32,11 +32,30 @@ def _rel(a: Any, b: Any) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
-def _torch() -> Any:
-    import torch  # the oracle: imported on use, so that `dlmath verify` of other chapters does not pay for it
-
+def _torch(ctx: RunContext) -> Any:
+    """PyTorch as an extra oracle under --thorough, when installed: importing it costs seconds, and it is a
+    test dependency only (the main job installs dlmath alone). The default run relies on the hand-written
+    recursions and finite differences."""
+    if not ctx.thorough:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
     torch.set_num_threads(1)
     return torch
+
+
+def _torch_cross_checks(kind: str, ctx: RunContext, rng: np.random.Generator, **kw: Any) -> tuple[
+        tuple[CrossCheck, ...], str]:
+    """nn.<kind> vs torch's layer with the same weights (forward, every gradient) as cross-checks, when torch runs."""
+    torch = _torch(ctx)
+    if torch is None:
+        return (), "torch comparison: run with --thorough (and torch installed)"
+    fwd, bwd = _layer_vs_torch(torch, kind, rng, **kw)
+    return ((CrossCheck("torch-forward", fwd, TIGHT, TIGHT_REASON),
+             CrossCheck("torch-gradients", bwd, TIGHT, TIGHT_REASON)),
+            f"{kw} nn.{kind} vs torch: forward {fwd:.1e}, every gradient {bwd:.1e}")
 
 
 def _copy_to_dlmath(tm: Any, m: Any) -> Any:
@@ -44,10 +63,9 @@ def _copy_to_dlmath(tm: Any, m: Any) -> Any:
     return m
 
 
-def _layer_vs_torch(kind: str, rng: np.random.Generator, **kw: Any) -> tuple[float, float]:
+def _layer_vs_torch(torch: Any, kind: str, rng: np.random.Generator, **kw: Any) -> tuple[float, float]:
     """Largest relative differences (outputs and final states; every gradient) between dlmath's layer and
     torch's with the same weights, float64."""
-    torch = _torch()
     torch.manual_seed(int(rng.integers(2**31)))
     tcls = {"RNN": torch.nn.RNN, "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}[kind]
     cls = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}[kind]
@@ -137,28 +155,22 @@ def _jacobian_norms(W: np.ndarray, xg: np.ndarray, h0: np.ndarray) -> np.ndarray
 
 
 # ----- claims --------------------------------------------------------------------------------------------------
-@claim("recurrent.elman-matches-torch",
+@claim("recurrent.elman-equations",
        title="The Elman recurrence h_t = tanh(W_hh h_{t-1} + W_xh x_t + b) is nn.RNN",
        statement=r"h_t=\tanh(W_{hh}h_{t-1}+W_{xh}x_t+b_h),\quad b_h = b_{ih}+b_{hh}\ \text{in PyTorch}",
        source="Elman (1990), Finding structure in time; PyTorch nn.RNN documentation (two biases)")
-def elman_matches_torch(ctx: RunContext) -> Evidence:
+def elman_equations(ctx: RunContext) -> Evidence:
     rng = ctx.rng
-    torch = _torch()
-    tm = torch.nn.RNN(3, 4).double()
-    m = _copy_to_dlmath(tm, RNN(3, 4, dtype=np.float64))
+    m = RNN(3, 4, dtype=np.float64, generator=rng)
     x = rng.standard_normal((9, 1, 3))
     sd = m.state_dict()
     hand = elman_states(sd["weight_hh_l0"], sd["weight_ih_l0"], sd["bias_ih_l0"] + sd["bias_hh_l0"], x[:, 0],
                         np.zeros(4))
     out, _ = m(x)
     main = _rel(out.data[:, 0], hand)
-    fwd, bwd = _layer_vs_torch("RNN", rng, num_layers=2, bidirectional=True)
-    return Evidence.at_most(
-        main, TIGHT, TIGHT_REASON,
-        details=f"nn.RNN vs the formula by hand: {main:.1e}; 2-layer bidirectional nn.RNN vs torch: "
-                f"forward {fwd:.1e}, every gradient {bwd:.1e}",
-        cross_checks=(CrossCheck("torch-forward", fwd, TIGHT, TIGHT_REASON),
-                      CrossCheck("torch-gradients", bwd, TIGHT, TIGHT_REASON)))
+    checks, note = _torch_cross_checks("RNN", ctx, rng, num_layers=2, bidirectional=True)
+    return Evidence.at_most(main, TIGHT, TIGHT_REASON, details=f"nn.RNN vs the formula by hand: {main:.1e}; {note}",
+                            cross_checks=checks)
 
 
 @claim("recurrent.bptt-sum-over-time",
@@ -373,15 +385,50 @@ def constant_error_carousel(ctx: RunContext) -> Evidence:
                                  "c_T = c_0 + sum of i*g terms ~ 1e-20"),))
 
 
-@claim("recurrent.lstm-matches-torch",
-       title="The LSTM equations (gates i, f, g, o) are nn.LSTM",
+def lstm_states(W_ih: np.ndarray, W_hh: np.ndarray, b: np.ndarray, x: np.ndarray, h0: np.ndarray,
+                c0: np.ndarray) -> np.ndarray:
+    r"""The LSTM equations with gates in PyTorch's order (i, f, g, o), x (T, d_x) -> h (T, d_h):
+    $[i; f; g; o] = W_{ih}x_t + W_{hh}h_{t-1} + b$, $c_t = \sigma(f)\odot c_{t-1} + \sigma(i)\odot\tanh(g)$,
+    $h_t = \sigma(o)\odot\tanh(c_t)$ (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000)."""
+    H = h0.shape[0]
+    hs, h, c = [], h0, c0
+    for xt in x:
+        a = W_ih @ xt + W_hh @ h + b
+        i, f, o = (1 / (1 + np.exp(-a[k * H:(k + 1) * H])) for k in (0, 1, 3))
+        c = f * c + i * np.tanh(a[2 * H:3 * H])
+        h = o * np.tanh(c)
+        hs.append(h)
+    return np.array(hs)
+
+
+@claim("recurrent.lstm-equations",
+       title="The LSTM equations (gates i, f, g, o) are nn.LSTM, and its gradient is the derivative",
        statement=r"c_t=f\odot c_{t-1}+i\odot\tilde c,\quad h_t=o\odot\tanh c_t",
        source="Hochreiter & Schmidhuber (1997); Gers et al. (2000); PyTorch nn.LSTM (gate order i, f, g, o)")
-def lstm_matches_torch(ctx: RunContext) -> Evidence:
-    fwd, bwd = _layer_vs_torch("LSTM", ctx.rng, num_layers=2, bidirectional=True)
-    return Evidence.at_most(fwd, TIGHT, TIGHT_REASON,
-                            details=f"2-layer bidirectional LSTM vs torch: forward {fwd:.1e}, gradients {bwd:.1e}",
-                            cross_checks=(CrossCheck("torch-gradients", bwd, TIGHT, TIGHT_REASON),))
+def lstm_equations(ctx: RunContext) -> Evidence:
+    rng = ctx.rng
+    m = LSTM(3, 5, dtype=np.float64, generator=rng)
+    sd = m.state_dict()
+    x = rng.standard_normal((8, 3))
+    h0, c0 = rng.standard_normal(5), rng.standard_normal(5)
+    hand = lstm_states(sd["weight_ih_l0"], sd["weight_hh_l0"], sd["bias_ih_l0"] + sd["bias_hh_l0"], x, h0, c0)
+    xx = dm.tensor(x, requires_grad=True)
+    out, _ = m(xx, (h0[None], c0[None]))
+    main = _rel(out.data, hand)
+    (out * out).sum().backward()
+    v, h = rng.standard_normal(x.shape), 1e-6
+
+    def loss(z: np.ndarray) -> float:
+        return float(np.sum(lstm_states(sd["weight_ih_l0"], sd["weight_hh_l0"], sd["bias_ih_l0"] + sd["bias_hh_l0"],
+                                        z, h0, c0) ** 2))
+    fd = (loss(x + h * v) - loss(x - h * v)) / (2 * h)
+    fd_err = abs(float(np.sum(xx.grad.data * v)) - fd) / max(abs(fd), 1e-300)
+    checks, note = _torch_cross_checks("LSTM", ctx, rng, num_layers=2, bidirectional=True)
+    return Evidence.at_most(
+        main, TIGHT, TIGHT_REASON,
+        details=f"nn.LSTM vs the equations by hand: {main:.1e}; input gradient vs central differences of the "
+                f"hand recursion: {fd_err:.1e}; {note}",
+        cross_checks=(CrossCheck("finite-differences", fd_err, FD_TOL, FD_REASON), *checks))
 
 
 def gru_printed_step(h: np.ndarray, z: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -417,13 +464,12 @@ def gru_convention(ctx: RunContext) -> Evidence:
     out, _ = m(x, h_printed[None])
     main = _rel(np.array(remapped), out.data)
     printed = _rel(np.array(unmapped), out.data)
-    fwd, bwd = _layer_vs_torch("GRU", rng, bidirectional=True)
+    checks, note = _torch_cross_checks("GRU", ctx, rng, bidirectional=True)
     return Evidence.at_most(
         main, TIGHT, TIGHT_REASON,
         details=f"printed update with z' = 1 - z vs nn.GRU: {main:.1e}; without the remap the first step already "
-                f"differs by {printed:.2f}; nn.GRU vs torch: forward {fwd:.1e}, gradients {bwd:.1e}",
-        cross_checks=(CrossCheck("torch-forward", fwd, TIGHT, TIGHT_REASON),
-                      CrossCheck("torch-gradients", bwd, TIGHT, TIGHT_REASON)),
+                f"differs by {printed:.2f}; {note}",
+        cross_checks=checks,
         printed=PrintedForm(r"h_t=(1-z)\odot h_{t-1}+z\odot\tilde h\ \text{with PyTorch's } z", printed,
                             "Cho et al. (2014); PyTorch nn.GRU documentation"))
 
@@ -454,18 +500,21 @@ def gru_update_gate_copies(ctx: RunContext) -> Evidence:
                  r"\ (+4d_h,\ +3d_h\text{ for PyTorch's second bias})",
        source="Hochreiter & Schmidhuber (1997); Cho et al. (2014); PyTorch's layouts (b_ih and b_hh)")
 def parameter_counts(ctx: RunContext) -> Evidence:
-    torch = _torch()
+    torch = _torch(ctx)
     worst = 0
     rows = []
     for dx, dh in ((3, 5), (10, 7), (64, 128)):
-        for gates, cls, tcls in ((4, LSTM, torch.nn.LSTM), (3, GRU, torch.nn.GRU), (1, RNN, torch.nn.RNN)):
+        for gates, cls, name in ((4, LSTM, "LSTM"), (3, GRU, "GRU"), (1, RNN, "RNN")):
             formula = gates * (dh * (dh + dx) + dh) + gates * dh  # the chapter's count plus the second bias
             ours = sum(p.size for p in cls(dx, dh).parameters())
-            theirs = sum(p.numel() for p in tcls(dx, dh).parameters())
-            worst = max(worst, abs(ours - formula), abs(theirs - formula))
-            rows.append(f"{cls.__name__}({dx},{dh}): {ours}")
+            worst = max(worst, abs(ours - formula))
+            if torch is not None:
+                theirs = sum(p.numel() for p in getattr(torch.nn, name)(dx, dh).parameters())
+                worst = max(worst, abs(theirs - formula))
+            rows.append(f"{name}({dx},{dh}): {ours}")
+    also = "and to torch's count" if torch is not None else "(torch's count too under --thorough)"
     return Evidence.at_most(worst, 0, "parameter counts are integers: they must agree exactly",
-                            details="; ".join(rows) + " (each equal to the formula and to torch's count)")
+                            details="; ".join(rows) + f" (each equal to the formula {also})")
 
 
 @claim("recurrent.bidirectional-concatenates",
