@@ -6,11 +6,40 @@ Chapters that need kernels import them from here. Guide: docs/kernels.md.
 
 from . import formulas, predict
 from .empirical import empirical_nngp, empirical_ntk, empirical_ntk_generic, empirical_ntk_structured, monte_carlo
-from .formulas import (arccos_kernel_degree0, arccos_kernel_degree1, erf_kernel, gauss_hermite_kernel, gelu_kernel,
-                       relu_kernel, sin_kernel)
-from .stax import (ABRelu, Abs, Dense, Elementwise, Erf, FanInConcat, FanInSum, FanOut, Gelu, Identity, Kernel, Layer,
-                   LeakyRelu, NoAnalyticKernelError, Relu, Sigmoid, Sin, Softplus, Tanh, custom, parallel, residual,
-                   serial)
+from .formulas import (
+                       arccos_kernel_degree0,
+                       arccos_kernel_degree1,
+                       erf_kernel,
+                       gauss_hermite_kernel,
+                       gelu_kernel,
+                       relu_kernel,
+                       sin_kernel,
+)
+from .stax import (
+                       ABRelu,
+                       Abs,
+                       Dense,
+                       Elementwise,
+                       Erf,
+                       FanInConcat,
+                       FanInSum,
+                       FanOut,
+                       Gelu,
+                       Identity,
+                       Kernel,
+                       Layer,
+                       LeakyRelu,
+                       NoAnalyticKernelError,
+                       Relu,
+                       Sigmoid,
+                       Sin,
+                       Softplus,
+                       Tanh,
+                       custom,
+                       parallel,
+                       residual,
+                       serial,
+)
 
 __all__: list[str] = [
     "ABRelu", "Abs", "Dense", "Elementwise", "Erf", "FanInConcat", "FanInSum", "FanOut", "Gelu", "Identity",

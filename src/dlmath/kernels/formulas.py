@@ -103,8 +103,8 @@ def gelu_kernel(q1: np.ndarray, q2: np.ndarray, cov: np.ndarray) -> tuple[np.nda
     r"""Exact GELU ($x\,\Phi(x)$) kernels. With $P = (1+q_1)(1+q_2)$, $\Delta = \sqrt{P - c^2}$,
     $\theta = \operatorname{atan2}(c, \Delta)$:
     $\mathbb E[\phi\phi] = \frac c4 + \frac1{2\pi}\Big(c\,\theta + \frac{c^2 + q_1q_2\Delta^2}{P\,\Delta}\Big)$,
-    $\mathbb E[\phi'\phi'] = \frac14 + \frac\theta{2\pi} + \frac{c}{2\pi\Delta}\Big(\frac1{\Delta^2} + \frac{1-q_1q_2}{P}
-    + 1\Big)$.
+    $\mathbb E[\phi'\phi'] = \frac14 + \frac\theta{2\pi} + \frac{c}{2\pi\Delta}\Big(\frac1{\Delta^2}
+    + \frac{1-q_1q_2}{P} + 1\Big)$.
 
     Tsuchida, Pearce, van der Heide, Roosta & Gallagher (2021), *Avoiding kernel fixed points: computing with
     ELU and GELU infinite networks* (AAAI); the same expressions as neural-tangents' ``stax.Gelu``.
