@@ -1,6 +1,6 @@
 """Run by the neural-tangents venv (never imported by dlmath's tests): analytic kernels of an architecture spec.
 
-Usage: python _nt_oracle.py IN.npz OUT.npz. IN holds x1, x2 (optional), spec (JSON text of nested lists:
+Usage: python _nt_oracle.py IN.npz OUT.npz. IN holds x1, x2 (optional), specs (JSON: name -> nested lists:
 ["serial", ...], ["Dense", out, W_std, b_std, parameterization], ["Relu"], ["Erf"], ["residual", block],
 ["FanOut", n], ["FanInSum"], ["FanInConcat"], ["parallel", ...], ...).
 """
@@ -43,12 +43,14 @@ def build(s):
 
 def main():
     d = np.load(sys.argv[1])
-    spec = json.loads(str(d["spec"]))
+    specs = json.loads(str(d["specs"]))
     x1 = d["x1"]
     x2 = d["x2"] if "x2" in d.files else None
-    _, _, kernel_fn = build(spec)
-    k = kernel_fn(x1, x2, ("nngp", "ntk"))
-    np.savez(sys.argv[2], nngp=np.asarray(k.nngp), ntk=np.asarray(k.ntk))
+    out = {}
+    for name, spec in specs.items():
+        k = build(spec)[2](x1, x2, ("nngp", "ntk"))
+        out[f"nngp/{name}"], out[f"ntk/{name}"] = np.asarray(k.nngp), np.asarray(k.ntk)
+    np.savez(sys.argv[2], **out)
 
 
 if __name__ == "__main__":

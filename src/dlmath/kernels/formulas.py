@@ -30,20 +30,21 @@ __all__ = [
 ]
 
 
-def arccos_angle(prod: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""$(\|u\|\|v\|\sin\theta,\ \theta)$ with $\cos\theta = c/\sqrt{q_1q_2}$, computed without $\arccos$.
+def arccos_angle(norms: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""$(\|u\|\|v\|\sin\theta,\ \theta)$ with $\cos\theta = \rho = c/(\|u\|\|v\|)$, computed without $\arccos$.
 
-    $s = \sqrt{\max(q_1q_2 - c^2, 0)}$, $\theta = \operatorname{atan2}(s, c) \in [0, \pi]$; at $q_1q_2 = 0$
-    the angle is $\pi/2$ (the inputs are orthogonal to everything), as in neural-tangents.
+    ``norms`` is $\|u\|\|v\| = \sqrt{q_1}\sqrt{q_2}$ (never $q_1q_2$, which overflows float32 when the variances
+    pass 1e19). $\rho$ is clipped to $[-1, 1]$, $\sin\theta = \sqrt{(1-\rho)(1+\rho)}$ and
+    $\theta = \operatorname{atan2}(\sin\theta, \rho) \in [0, \pi]$, accurate near $\rho = \pm 1$ where $\arccos$ loses
+    half the digits; at zero norm $\rho = 0$, $\theta = \pi/2$ (orthogonal to everything), as in neural-tangents.
     """
-    s = prod - cov * cov
-    np.maximum(s, 0, out=s)
-    np.sqrt(s, out=s)
-    theta = np.arctan2(s, cov)
-    zero = prod <= 0
-    if np.any(zero):
-        theta = np.where(zero, np.asarray(np.pi / 2, theta.dtype), theta)
-    return s, theta
+    norms = np.asarray(norms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(norms > 0, cov / np.where(norms > 0, norms, 1), 0.0).astype(np.result_type(cov, norms))
+    np.clip(rho, -1, 1, out=rho)
+    sin = np.sqrt((1 - rho) * (1 + rho))
+    theta = np.arctan2(sin, rho)
+    return norms * sin, theta
 
 
 def arccos_kernel_degree0(theta: np.ndarray) -> np.ndarray:
@@ -65,16 +66,16 @@ def arccos_kernel_degree1(s: np.ndarray, theta: np.ndarray, cov: np.ndarray) -> 
     return (s + (np.pi - theta) * cov) / np.pi
 
 
-def relu_kernel(prod: np.ndarray, cov: np.ndarray, a: float = 0.0, b: float = 1.0
+def relu_kernel(norms: np.ndarray, cov: np.ndarray, a: float = 0.0, b: float = 1.0
                 ) -> tuple[np.ndarray, np.ndarray]:
     r"""$\big(\mathbb E[\phi(u)\phi(v)],\ \mathbb E[\phi'(u)\phi'(v)]\big)$ for $\phi(x) = a\min(x,0) + b\max(x,0)$.
 
     Writing $\phi(x) = \tfrac{a+b}2 x + \tfrac{b-a}2 |x|$ and $|x| = 2\,\mathrm{ReLU}(x) - x$ gives
     $\mathbb E[\phi\phi] = \tfrac{(a-b)^2}{2} k_1 + ab\,c$ and $\mathbb E[\phi'\phi'] = \tfrac{(a-b)^2}2 k_0 + ab$
     (ReLU: $a=0, b=1$; leaky ReLU: $a=\alpha$; $|x|$: $a=-1$). Cho & Saul (2009); Tsuchida, Roosta & Gallagher
-    (2018), *Invariance of weight distributions in rectified MLPs*.
+    (2018), *Invariance of weight distributions in rectified MLPs*. ``norms`` = $\sqrt{q_1}\sqrt{q_2}$.
     """
-    s, theta = arccos_angle(prod, cov)
+    s, theta = arccos_angle(norms, cov)
     h = (a - b) ** 2 / 2
     nngp = h * arccos_kernel_degree1(s, theta, cov)
     dot = h * arccos_kernel_degree0(theta)

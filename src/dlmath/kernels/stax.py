@@ -100,6 +100,10 @@ class Kernel:
             cov1 = np.einsum("ij,ij->i", x1, x1) / d
             cov2 = np.einsum("ij,ij->i", x2, x2) / d
         nngp = gram / d
+        if x2 is None:
+            # the diagonal is the variance, bitwise: every later map then computes both with the same arithmetic, so
+            # Sigma(x, x) = cov stays exact even in the chaotic phase, where rounding of rho = 1 would grow
+            np.fill_diagonal(nngp, cov1)
         return cls(nngp, np.zeros_like(nngp) if want_ntk else None, cov1, cov2, d)
 
 
@@ -335,7 +339,7 @@ class Elementwise(Layer):
 
 def _relu_family(a: float, b: float) -> KernelFormula:
     def formula(q1: np.ndarray, q2: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return fm.relu_kernel(q1 * q2, cov, a, b)
+        return fm.relu_kernel(np.sqrt(q1) * np.sqrt(q2), cov, a, b)
     return formula
 
 
@@ -523,6 +527,8 @@ class FanInSum(Layer):
 
     def kernel_map(self, ks: Any) -> Kernel:
         ks = _branches(self.name, ks)
+        if len({k.width for k in ks}) > 1:
+            raise dm.ShapeError(f"FanInSum: the branches have different widths {[k.width for k in ks]}")
         ntks = [k.ntk for k in ks]
         return Kernel(sum(k.nngp for k in ks), None if ntks[0] is None else sum(ntks),
                       sum(k.cov1 for k in ks), sum(k.cov2 for k in ks), ks[0].width, all(k.is_gaussian for k in ks))
