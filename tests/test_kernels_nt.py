@@ -49,7 +49,8 @@ def build(s: list[Any]) -> K.Layer:
 SPECS = {
     "relu-depth5": ["serial", *[["Dense", 64, 1.5, 0.05, "ntk"], ["Relu"]] * 5, ["Dense", 1, 1.5, 0.05, "ntk"]],
     "erf-gelu-sin-standard": ["serial", ["Dense", 32, 1.2, 0.1, "standard"], ["Erf"],
-                              ["Dense", 32, 1.1, None, "standard"], ["Gelu"], ["Dense", 32, 0.9, 0.3, "ntk"], ["Sin"], ["Dense", 1, 1.0, 0.2, "standard"]],
+                              ["Dense", 32, 1.1, None, "standard"], ["Gelu"], ["Dense", 32, 0.9, 0.3, "ntk"],
+                              ["Sin"], ["Dense", 1, 1.0, 0.2, "standard"]],
     "leaky-abs-abrelu": ["serial", ["Dense", 16, 2.0, 0.0, "ntk"], ["LeakyRelu", 0.1], ["Dense", 16, 1.0, 0.5, "ntk"],
                          ["Abs"], ["Dense", 16, 4.0, 0.1, "ntk"], ["ABRelu", -0.3, 1.2], ["Dense", 1, 1.0, 0.0, "ntk"]],
     "residual-fanout-concat": [
