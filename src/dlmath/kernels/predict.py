@@ -45,7 +45,8 @@ def _as_2d(y: Any, n: int, what: str, name: str) -> tuple[np.ndarray, bool]:
 
 def gradient_descent_mse(k_train_train: Any, y_train: Any, learning_rate: float, t: float,
                          k_test_train: Any = None, f_train_0: Any = None, f_test_0: Any = None,
-                         normalization: float | None = None, rcond: float | None = None) -> Any:
+                         normalization: float | None = None, rcond: float | None = None,
+                         discrete: bool = False) -> Any:
     r"""Outputs at time ``t`` of gradient flow $\dot\theta = -\eta\nabla_\theta L$ on
     $L = \frac1{2n}\lVert f(X) - Y\rVert^2$ in the kernel regime ($n$ = ``normalization``, default
     ``y_train.size`` as neural-tangents; the chapter's $1/(2n)$ for one output):
@@ -55,6 +56,10 @@ def gradient_descent_mse(k_train_train: Any, y_train: Any, learning_rate: float,
 
     (Jacot et al. 2018; Lee et al. 2019, eq. 9–10). ``t`` may be ``np.inf`` (kernel regression). Returns the train
     outputs, or ``(train, test)`` when ``k_test_train`` is given. ``f_*_0`` default to 0.
+
+    ``discrete=True``: ``t`` counts steps of gradient *descent* with step ``learning_rate``, and
+    $e^{-\eta K t/n}$ becomes $(I - \eta K/n)^t$ (exact for the linearised network; the flow is its
+    $\eta \to 0$ limit).
     """
     what = "gradient_descent_mse"
     lam, V, nz = _sym_eigh(k_train_train, what, rcond)
@@ -65,7 +70,11 @@ def gradient_descent_mse(k_train_train: Any, y_train: Any, learning_rate: float,
         raise ValueError(f"{what}: learning_rate must be > 0 and t >= 0, got {learning_rate!r}, {t!r}")
     s = learning_rate * t / (y.size if normalization is None else normalization)
     r0 = V.T @ (f0 - y)                                         # residual in the eigenbasis
-    if np.isinf(s):
+    if discrete and not np.isinf(s):
+        step = learning_rate / (y.size if normalization is None else normalization)
+        decay = (1 - step * lam) ** t
+        gain = np.where(nz, (1 - decay) / np.where(nz, lam, 1), step * t)
+    elif np.isinf(s):
         decay = np.where(nz, 0.0, 1.0)                             # zero modes never move
         gain = np.where(nz, 1 / np.where(nz, lam, 1), 0.0)         # (1 - e^{-lam s})/lam -> 1/lam; pseudo-inverse
     else:
