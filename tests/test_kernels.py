@@ -271,3 +271,16 @@ def test_gp_inference_equals_the_textbook_solve() -> None:
     post = predict.gp_inference(k, y, kt, kss, diag_reg=0.1)
     assert _rel(post.mean, kt @ np.linalg.solve(k + reg * np.eye(6), y)) < 1e-12
     assert _rel(post.covariance, kss - kt @ np.linalg.solve(k + reg * np.eye(6), kt.T)) < 1e-11
+
+
+def test_automatic_blocks_give_the_same_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlmath.kernels import stax
+    rng = np.random.default_rng(19)
+    x1, x2 = rng.standard_normal((13, 4)), rng.standard_normal((9, 4))
+    arch = _mlp(K.Erf(), 10)
+    full = [arch.kernel(x1), arch.kernel(x1, x2)]
+    monkeypatch.setattr(stax, "AUTO_BLOCK", 4)
+    for f, b in zip(full, [arch.kernel(x1), arch.kernel(x1, x2)], strict=True):
+        np.testing.assert_allclose(b.nngp, f.nngp, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(b.ntk, f.ntk, rtol=1e-13, atol=0)
+        np.testing.assert_array_equal(b.cov1, f.cov1)

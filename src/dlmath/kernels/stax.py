@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 Shape = tuple[int, ...]
+AUTO_BLOCK = 512  # kernel.batch_size when none is given and N1 * N2 > AUTO_BLOCK^2 (blocks of 2 MiB in float64)
 
 
 class NoAnalyticKernelError(dm.DlmathError, NotImplementedError):
@@ -162,6 +163,10 @@ class Layer:
         want_ntk = "ntk" in gets
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"{self.name}.kernel: batch_size must be a positive int or None, got {batch_size!r}")
+        if batch_size is None and a1.shape[0] * (a1 if a2 is None else a2).shape[0] > AUTO_BLOCK ** 2:
+            # blocks that stay in cache through every layer: the maps act entry by entry (given the diagonals), so
+            # large kernels are memory-bound unblocked; with x2=None only the upper blocks are computed
+            batch_size = AUTO_BLOCK
         if batch_size is None or (batch_size >= a1.shape[0] and (a2 is None or batch_size >= a2.shape[0])):
             k = self._final(self.kernel_map(Kernel.of_inputs(a1, a2, want_ntk)))
         else:
