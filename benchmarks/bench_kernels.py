@@ -109,7 +109,7 @@ def main() -> None:
         rows.append(("empirical NTK 3-layer w512, 256 inputs: vs torch.func jacrev", ours, t_torch, None))
     print(f"dlmath.kernels benchmark (measured under load: {os.getloadavg()[0]:.1f} load average), "
           f"threads={args.threads}, neural-tangents {'found' if nt else 'absent'}")
-    print(f"| case | dlmath (s) | other (s) | other / dlmath | other's compile (s) |")
+    print("| case | dlmath (s) | other (s) | other / dlmath | other's compile (s) |")
     print("| --- | --- | --- | --- | --- |")
     for name, ours, other, compile_s in rows:
         ratio = f"{other / ours:.2f}x" if other else "n/a"
