@@ -92,7 +92,7 @@ def main() -> None:
         for n in args.ns:
             for dt in ("float32", "float64"):
                 x = np.random.default_rng(0).standard_normal((n, 64)).astype(dt)
-                ours = median_time(lambda x=x: arch.kernel(x), args.repeat)
+                ours = median_time(lambda x=x: arch.kernel(x, threads=args.threads), args.repeat)
                 theirs = nt.get(f"analytic/{n}/{dt}")
                 rows.append((f"analytic NNGP+NTK N={n} {dt}", ours,
                              statistics.median(theirs["times"]) if theirs else None,

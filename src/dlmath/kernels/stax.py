@@ -21,7 +21,9 @@ $\Sigma \mapsto \mathbb E[\phi(u)\phi(v)]$ and $\Theta \mapsto \Theta\cdot\mathb
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,13 +144,14 @@ class Layer:
         return self.name
 
     def kernel(self, x1: Any, x2: Any = None, get: str | Sequence[str] = ("nngp", "ntk"),
-               batch_size: int | None = None, dtype: Any = None) -> Any:
+               batch_size: int | None = None, dtype: Any = None, threads: int | None = None) -> Any:
         """The infinite-width kernels between ``x1`` (N1, d) and ``x2`` (N2, d) (``x2=None``: x1 with itself).
 
         ``get``: ``'nngp'``, ``'ntk'`` (then that array is returned) or a tuple of them (then a `Kernel` with
         ``.nngp`` and ``.ntk``). ``batch_size``: compute in (batch_size x batch_size) blocks, bounding memory by
         the blocks; with ``x2=None`` only the upper blocks are computed and mirrored. ``dtype``: float32 or
-        float64 (default: x1's floating dtype, float64 for integers).
+        float64 (default: x1's floating dtype, float64 for integers). ``threads``: blocks computed in parallel
+        (default: all cores; 1 for none).
         """
         single = isinstance(get, str)
         gets = (get,) if single else tuple(get)
@@ -170,7 +173,7 @@ class Layer:
         if batch_size is None or (batch_size >= a1.shape[0] and (a2 is None or batch_size >= a2.shape[0])):
             k = self._final(self.kernel_map(Kernel.of_inputs(a1, a2, want_ntk)))
         else:
-            k = self._blocked(a1, a2, want_ntk, batch_size)
+            k = self._blocked(a1, a2, want_ntk, batch_size, threads)
         if single:
             return k.nngp if gets[0] == "nngp" else k.ntk
         return k
@@ -181,30 +184,37 @@ class Layer:
                                 f"merge them with FanInSum or FanInConcat")
         return k
 
-    def _blocked(self, a1: np.ndarray, a2: np.ndarray | None, want_ntk: bool, b: int) -> Kernel:
+    def _blocked(self, a1: np.ndarray, a2: np.ndarray | None, want_ntk: bool, b: int, threads: int | None = None
+                 ) -> Kernel:
         other = a1 if a2 is None else a2
         n1, n2 = a1.shape[0], other.shape[0]
         nngp = np.empty((n1, n2), a1.dtype)
         ntk = np.empty((n1, n2), a1.dtype) if want_ntk else None
         cov1 = np.empty(n1, a1.dtype)
         cov2 = np.empty(n2, a1.dtype)
-        width, gauss = 0, False
-        for i in range(0, n1, b):
-            for j in range(0, n2, b):
-                if a2 is None and j < i:
-                    continue
-                block = None if (a2 is None and i == j) else other[j:j + b]
-                k = self._final(self.kernel_map(Kernel.of_inputs(a1[i:i + b], block, want_ntk)))
-                width, gauss = k.width, k.is_gaussian
-                nngp[i:i + b, j:j + b] = k.nngp
-                cov1[i:i + b] = k.cov1
-                cov2[j:j + b] = k.cov2
+        tasks = [(i, j) for i in range(0, n1, b) for j in range(0, n2, b) if not (a2 is None and j < i)]
+
+        def block(task: tuple[int, int]) -> tuple[int, bool]:
+            i, j = task
+            part = None if (a2 is None and i == j) else other[j:j + b]
+            k = self._final(self.kernel_map(Kernel.of_inputs(a1[i:i + b], part, want_ntk)))
+            nngp[i:i + b, j:j + b] = k.nngp          # blocks write disjoint slices: safe from threads
+            cov1[i:i + b] = k.cov1
+            cov2[j:j + b] = k.cov2
+            if ntk is not None:
+                ntk[i:i + b, j:j + b] = k.ntk
+            if a2 is None and j > i:
+                nngp[j:j + b, i:i + b] = k.nngp.T
                 if ntk is not None:
-                    ntk[i:i + b, j:j + b] = k.ntk
-                if a2 is None and j > i:
-                    nngp[j:j + b, i:i + b] = k.nngp.T
-                    if ntk is not None:
-                        ntk[j:j + b, i:i + b] = k.ntk.T
+                    ntk[j:j + b, i:i + b] = k.ntk.T
+            return k.width, k.is_gaussian
+        workers = min(len(tasks), threads or os.cpu_count() or 1)
+        if workers > 1:  # NumPy releases the GIL inside ufuncs on large arrays: blocks run in parallel
+            with ThreadPoolExecutor(workers) as pool:
+                meta = list(pool.map(block, tasks))
+        else:
+            meta = [block(t) for t in tasks]
+        width, gauss = meta[-1]
         return Kernel(nngp, ntk, cov1, cov2, width, gauss)
 
 
