@@ -39,12 +39,19 @@ def arccos_angle(norms: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.nda
     half the digits; at zero norm $\rho = 0$, $\theta = \pi/2$ (orthogonal to everything), as in neural-tangents.
     """
     norms = np.asarray(norms)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(norms > 0, cov / np.where(norms > 0, norms, 1), 0.0).astype(np.result_type(cov, norms))
+    if norms.size and norms.min() > 0:            # the usual case: one division, no masks
+        rho = np.asarray(cov / norms)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.asarray(np.where(norms > 0, cov / np.where(norms > 0, norms, 1), 0.0))
+    rho = rho.astype(np.result_type(cov, norms), copy=False)
     np.clip(rho, -1, 1, out=rho)
-    sin = np.sqrt((1 - rho) * (1 + rho))
+    sin = np.asarray(1 - rho)
+    sin *= 1 + rho                                 # (1 - rho)(1 + rho): exact 1 - rho near rho = 1 (Sterbenz)
+    np.sqrt(sin, out=sin)
     theta = np.arctan2(sin, rho)
-    return norms * sin, theta
+    sin *= norms
+    return sin, theta
 
 
 def arccos_kernel_degree0(theta: np.ndarray) -> np.ndarray:
