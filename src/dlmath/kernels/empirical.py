@@ -60,7 +60,8 @@ def _signals(layers: tuple[Layer, ...], params: Any, x: np.ndarray) -> list[tupl
         if isinstance(layer, Dense):
             out.append((inp, G))
             W = p[0]
-            G = (G @ W.T) * layer.weight_scale(W.shape[0])
+            n, k, w = G.shape                         # one 2-d product (a batched one would be N small GEMVs)
+            G = (G.reshape(n * k, w) @ W.T).reshape(n, k, -1) * layer.weight_scale(W.shape[0])
         else:  # elementwise: G <- G * phi'(z) at this layer's input z
             G = G * layer.derivative(inp)[:, None, :]
     return out[::-1]
@@ -88,7 +89,7 @@ def empirical_ntk_structured(arch: Layer, params: Any, x1: Any, x2: Any = None) 
     theta = np.zeros((a1.shape[0], (a1 if a2 is None else a2).shape[0]), a1.dtype)
     for layer, (A1, G1), (A2, G2) in zip(dense, s1, s2, strict=True):
         g1 = G1.reshape(G1.shape[0], -1)
-        g2 = G2.reshape(G2.shape[0], -1)
+        g2 = g1 if G2 is G1 else G2.reshape(G2.shape[0], -1)   # x2=None: the same array, so BLAS uses syrk
         gg = g1 @ g2.T
         w = layer.weight_scale(A1.shape[1]) ** 2 * (A1 @ A2.T) + layer.bias_scale() ** 2
         theta += gg * w
