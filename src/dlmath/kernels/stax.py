@@ -90,16 +90,18 @@ class Kernel:
     is_gaussian: bool = False
 
     @classmethod
-    def of_inputs(cls, x1: np.ndarray, x2: np.ndarray | None, want_ntk: bool) -> Kernel:
-        r"""The input layer: $\Sigma^{(0)}(x, x') = x\cdot x'/d$, $\Theta^{(0)} = 0$ (neural-tangents' convention)."""
+    def of_inputs(cls, x1: np.ndarray, x2: np.ndarray | None, want_ntk: bool, gram: np.ndarray | None = None
+                  ) -> Kernel:
+        r"""The input layer: $\Sigma^{(0)}(x, x') = x\cdot x'/d$, $\Theta^{(0)} = 0$ (neural-tangents' convention).
+        ``gram``: $x_1 x_2^\top$ when already computed."""
         d = x1.shape[1]
         if x2 is None:
-            gram = x1 @ x1.T
+            gram = x1 @ x1.T if gram is None else gram
             gram = (gram + gram.T) / 2            # exactly symmetric, so every later map keeps it so
             cov1 = np.einsum("ij,ij->i", x1, x1) / d
             cov2 = cov1
         else:
-            gram = x1 @ x2.T
+            gram = x1 @ x2.T if gram is None else gram
             cov1 = np.einsum("ij,ij->i", x1, x1) / d
             cov2 = np.einsum("ij,ij->i", x2, x2) / d
         nngp = gram / d
@@ -193,11 +195,14 @@ class Layer:
         cov1 = np.empty(n1, a1.dtype)
         cov2 = np.empty(n2, a1.dtype)
         tasks = [(i, j) for i in range(0, n1, b) for j in range(0, n2, b) if not (a2 is None and j < i)]
+        # every Gram product here, in this thread (BLAS called from several Python threads at once slows later
+        # BLAS calls of the process down); the blocks then do elementwise work only, on NumPy's GIL-free ufuncs
+        grams = {(i, j): a1[i:i + b] @ other[j:j + b].T for i, j in tasks}
 
         def block(task: tuple[int, int]) -> tuple[int, bool]:
             i, j = task
             part = None if (a2 is None and i == j) else other[j:j + b]
-            k = self._final(self.kernel_map(Kernel.of_inputs(a1[i:i + b], part, want_ntk)))
+            k = self._final(self.kernel_map(Kernel.of_inputs(a1[i:i + b], part, want_ntk, grams.pop(task))))
             nngp[i:i + b, j:j + b] = k.nngp          # blocks write disjoint slices: safe from threads
             cov1[i:i + b] = k.cov1
             cov2[j:j + b] = k.cov2
