@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 Shape = tuple[int, ...]
-AUTO_BLOCK = 512  # kernel.batch_size when none is given and N1 * N2 > AUTO_BLOCK^2 (blocks of 2 MiB in float64)
+AUTO_BLOCK = 256  # kernel.batch_size when none is given and N1 * N2 > AUTO_BLOCK^2 (0.5 MiB float64 blocks: L2-sized)
 
 
 class NoAnalyticKernelError(dm.DlmathError, NotImplementedError):
