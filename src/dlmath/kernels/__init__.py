@@ -1,7 +1,50 @@
 """dlmath.kernels: architecture combinators giving a finite network and its infinite-width
 NNGP/NTK kernels, empirical NTKs and training-dynamics predictions (chapter 2).
 
-Empty until the neural-tangent-kernel issue; chapters that need kernels import them from here.
+Chapters that need kernels import them from here. Guide: docs/kernels.md.
 """
 
-__all__: list[str] = []
+from . import formulas, predict
+from .empirical import empirical_nngp, empirical_ntk, empirical_ntk_generic, empirical_ntk_structured, monte_carlo
+from .formulas import (
+                       arccos_kernel_degree0,
+                       arccos_kernel_degree1,
+                       erf_kernel,
+                       gauss_hermite_kernel,
+                       gelu_kernel,
+                       relu_kernel,
+                       sin_kernel,
+)
+from .stax import (
+                       ABRelu,
+                       Abs,
+                       Dense,
+                       Elementwise,
+                       Erf,
+                       FanInConcat,
+                       FanInSum,
+                       FanOut,
+                       Gelu,
+                       Identity,
+                       Kernel,
+                       Layer,
+                       LeakyRelu,
+                       NoAnalyticKernelError,
+                       Relu,
+                       Sigmoid,
+                       Sin,
+                       Softplus,
+                       Tanh,
+                       custom,
+                       parallel,
+                       residual,
+                       serial,
+)
+
+__all__: list[str] = [
+    "ABRelu", "Abs", "Dense", "Elementwise", "Erf", "FanInConcat", "FanInSum", "FanOut", "Gelu", "Identity",
+    "Kernel", "Layer", "LeakyRelu", "NoAnalyticKernelError", "Relu", "Sigmoid", "Sin", "Softplus", "Tanh",
+    "arccos_kernel_degree0", "arccos_kernel_degree1", "custom", "empirical_nngp", "empirical_ntk",
+    "empirical_ntk_generic", "empirical_ntk_structured", "erf_kernel", "formulas", "gauss_hermite_kernel",
+    "gelu_kernel", "monte_carlo", "parallel", "predict", "relu_kernel", "residual", "serial", "sin_kernel",
+]

@@ -1,0 +1,57 @@
+"""Run by the neural-tangents venv (never imported by dlmath's tests): analytic kernels of an architecture spec.
+
+Usage: python _nt_oracle.py IN.npz OUT.npz. IN holds x1, x2 (optional), specs (JSON: name -> nested lists:
+["serial", ...], ["Dense", out, W_std, b_std, parameterization], ["Relu"], ["Erf"], ["residual", block],
+["FanOut", n], ["FanInSum"], ["FanInConcat"], ["parallel", ...], ...).
+"""
+
+import json
+import sys
+import types
+
+import numpy as np
+
+sys.modules["neural_tangents.experimental"] = types.ModuleType("neural_tangents.experimental")
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+from neural_tangents import stax  # noqa: E402
+
+SIMPLE = {"Relu": stax.Relu, "Erf": stax.Erf, "Gelu": stax.Gelu, "Sin": stax.Sin, "Abs": stax.Abs,
+          "Identity": stax.Identity, "FanInSum": stax.FanInSum, "FanInConcat": stax.FanInConcat}
+
+
+def build(s):
+    kind, args = s[0], s[1:]
+    if kind == "serial":
+        return stax.serial(*map(build, args))
+    if kind == "parallel":
+        return stax.parallel(*map(build, args))
+    if kind == "residual":
+        return stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), build(args[0])), stax.FanInSum())
+    if kind == "Dense":
+        out, w, b, p = args
+        return stax.Dense(out, W_std=w, b_std=b, parameterization=p)
+    if kind == "FanOut":
+        return stax.FanOut(args[0])
+    if kind == "LeakyRelu":
+        return stax.LeakyRelu(args[0])
+    if kind == "ABRelu":
+        return stax.ABRelu(*args)
+    return SIMPLE[kind]()
+
+
+def main():
+    d = np.load(sys.argv[1])
+    specs = json.loads(str(d["specs"]))
+    x1 = d["x1"]
+    x2 = d["x2"] if "x2" in d.files else None
+    out = {}
+    for name, spec in specs.items():
+        k = build(spec)[2](x1, x2, ("nngp", "ntk"))
+        out[f"nngp/{name}"], out[f"ntk/{name}"] = np.asarray(k.nngp), np.asarray(k.ntk)
+    np.savez(sys.argv[2], **out)
+
+
+if __name__ == "__main__":
+    main()

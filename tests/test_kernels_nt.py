@@ -1,0 +1,92 @@
+"""dlmath.kernels against neural-tangents 0.6.5 (JAX), run in its own venv in a subprocess.
+
+neural-tangents is never a dependency of dlmath: the tests run ``tests/_nt_oracle.py`` with the interpreter named
+by DLMATH_NT_PYTHON (default /work/nt-venv/bin/python) and are skipped, with the reason shown, where it is absent.
+Agreement: 1e-6 relative in float64 (the same formulas in a different order of operations agree to ~1e-14).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dlmath.kernels as K
+
+NT_PYTHON = os.environ.get("DLMATH_NT_PYTHON", "/work/nt-venv/bin/python")
+ORACLE = Path(__file__).with_name("_nt_oracle.py")
+pytestmark = pytest.mark.skipif(not os.path.exists(NT_PYTHON),
+                                reason=f"neural-tangents venv not found at {NT_PYTHON} (set DLMATH_NT_PYTHON)")
+
+
+def build(s: list[Any]) -> K.Layer:
+    """The dlmath architecture of a spec (the same spec `_nt_oracle.build` reads)."""
+    kind, args = s[0], s[1:]
+    if kind == "serial":
+        return K.serial(*map(build, args))
+    if kind == "parallel":
+        return K.parallel(*map(build, args))
+    if kind == "residual":
+        return K.residual(build(args[0]))
+    if kind == "Dense":
+        out, w, b, p = args
+        return K.Dense(out, w, b, p)
+    if kind == "FanOut":
+        return K.FanOut(args[0])
+    if kind == "LeakyRelu":
+        return K.LeakyRelu(args[0])
+    if kind == "ABRelu":
+        return K.ABRelu(*args)
+    return getattr(K, kind)()
+
+
+SPECS = {
+    "relu-depth5": ["serial", *[["Dense", 64, 1.5, 0.05, "ntk"], ["Relu"]] * 5, ["Dense", 1, 1.5, 0.05, "ntk"]],
+    "erf-gelu-sin-standard": ["serial", ["Dense", 32, 1.2, 0.1, "standard"], ["Erf"],
+                              ["Dense", 32, 1.1, None, "standard"], ["Gelu"], ["Dense", 32, 0.9, 0.3, "ntk"],
+                              ["Sin"], ["Dense", 1, 1.0, 0.2, "standard"]],
+    "leaky-abs-abrelu": ["serial", ["Dense", 16, 2.0, 0.0, "ntk"], ["LeakyRelu", 0.1], ["Dense", 16, 1.0, 0.5, "ntk"],
+                         ["Abs"], ["Dense", 16, 4.0, 0.1, "ntk"], ["ABRelu", -0.3, 1.2], ["Dense", 1, 1.0, 0.0, "ntk"]],
+    "residual-fanout-concat": [
+        "serial", ["Dense", 64, 1.5, 0.05, "ntk"], ["Relu"], ["Dense", 64, 1.5, 0.05, "ntk"],
+        ["residual", ["serial", ["Gelu"], ["Dense", 64, 1.2, 0.1, "ntk"]]], ["Erf"],
+        ["Dense", 8, 1.3, 0.2, "standard"], ["FanOut", 2],
+        ["parallel", ["serial", ["Sin"], ["Dense", 6, 1.0, 0.0, "ntk"]],
+         ["serial", ["LeakyRelu", 0.2], ["Dense", 6, 1.1, 0.3, "ntk"]]],
+        ["FanInSum"], ["Dense", 9, 1.4, 0.1, "ntk"], ["Abs"], ["Dense", 1, 1.0, 0.1, "standard"]],
+}
+
+
+X1 = np.random.default_rng(0).standard_normal((6, 5))
+X1[1] = 0.0          # a zero-norm input
+X1[2] = 2 * X1[0]    # a parallel pair
+X2 = np.random.default_rng(1).standard_normal((4, 5))
+
+
+@pytest.fixture(scope="module")
+def nt_kernels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
+    """Every spec's kernels from neural-tangents, in one subprocess (importing JAX takes seconds)."""
+    tmp = tmp_path_factory.mktemp("nt")
+    np.savez(tmp / "in.npz", x1=X1, x2=X2, specs=json.dumps(SPECS))
+    run = subprocess.run([NT_PYTHON, str(ORACLE), str(tmp / "in.npz"), str(tmp / "out.npz")],
+                         capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return dict(np.load(tmp / "out.npz"))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_analytic_kernels_equal_neural_tangents(name: str, nt_kernels: dict[str, np.ndarray]) -> None:
+    ours = build(SPECS[name]).kernel(X1, X2, dtype=np.float64)
+    for key in ("nngp", "ntk"):
+        a, b = getattr(ours, key), nt_kernels[f"{key}/{name}"]
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (name, key, np.max(np.abs(a - b)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
