@@ -115,26 +115,6 @@ def _run(claim_id: str, seed: int = 0) -> vf.Result:
     return vf.run_claim(_claims()[claim_id], seed=seed)
 
 
-def test_every_claim_has_a_breaker() -> None:
-    registered = set(_claims())
-    assert len(registered) >= 15
-    assert registered == set(BREAKERS), (
-        f"claims without a breaker: {sorted(registered - set(BREAKERS))}; "
-        f"breakers of no claim: {sorted(set(BREAKERS) - registered)}")
-
-
-@pytest.mark.parametrize("claim_id", sorted(BREAKERS))
-def test_breaking_what_the_claim_checks_makes_it_fail(claim_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _run(claim_id)
-    assert before.verdict == "pass", (before.error, before.evidence)
-    BREAKERS[claim_id](monkeypatch)
-    after = _run(claim_id)
-    assert after.error is None, after.error
-    assert after.verdict == "fail", (claim_id, after.evidence)
-    monkeypatch.undo()
-    assert _run(claim_id).verdict == "pass"
-
-
 def test_blockwise_memory_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 'blockwise' path that materialises the whole matrix (one block of every key) fails the memory checks."""
     original = fa._blockwise_forward
@@ -148,13 +128,3 @@ def test_blockwise_memory_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "blockwise-memory-linear" in failed, failed
 
 
-def test_printed_forms_fail_and_corrections_pass() -> None:
-    for cid in ("attention.linear-attention-normaliser", "attention.batch-first-misuse"):
-        r = _run(cid)
-        assert r.verdict == "pass" and r.evidence.printed_passed is False, cid
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_statistical_claims_pass_on_other_seeds(seed: int) -> None:
-    for cid in ("attention.dot-product-variance", "attention.softmax-saturation", "attention.performer-features"):
-        assert _run(cid, seed=seed).verdict == "pass", cid

@@ -110,33 +110,6 @@ def _run(claim_id: str, seed: int = 0, thorough: bool = False) -> vf.Result:
     return vf.run_claim(_claims()[claim_id], seed=seed, thorough=thorough)
 
 
-def test_every_claim_has_a_breaker() -> None:
-    registered = set(_claims())
-    assert len(registered) >= 9
-    assert registered == set(BREAKERS), (
-        f"claims without a breaker: {sorted(registered - set(BREAKERS))}; "
-        f"breakers of no claim: {sorted(set(BREAKERS) - registered)}")
-
-
-@pytest.mark.parametrize("claim_id", sorted(BREAKERS))
-def test_breaking_what_the_claim_checks_makes_it_fail(claim_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _run(claim_id)
-    assert before.verdict == "pass", (before.error, before.evidence)
-    BREAKERS[claim_id](monkeypatch)
-    after = _run(claim_id)
-    assert after.error is None, after.error
-    assert after.verdict == "fail", (claim_id, after.evidence)
-    monkeypatch.undo()
-    assert _run(claim_id).verdict == "pass"
-
-
-def test_errata_show_the_printed_form_failing() -> None:
-    for cid, c in _claims().items():
-        if c.erratum:
-            ev = _run(cid).evidence
-            assert ev is not None and ev.printed is not None and ev.printed_passed is False, cid
-
-
 def test_thorough_runs_pass_with_pytorch_as_a_cross_check() -> None:
     pytest.importorskip("torch")
     with_torch = 0
@@ -147,8 +120,3 @@ def test_thorough_runs_pass_with_pytorch_as_a_cross_check() -> None:
     assert with_torch >= 5
 
 
-def test_the_verdicts_hold_over_seeds() -> None:
-    for seed in (1, 2, 3):
-        for cid in _claims():
-            r = _run(cid, seed)
-            assert r.verdict == "pass", (cid, seed, r.error, r.evidence)

@@ -49,3 +49,26 @@ def test_the_adding_a_claim_example_uses_a_new_id() -> None:
     claim_id = re.search(r'@claim\("([^"]+)"', block).group(1)  # type: ignore[union-attr]
     assert claim_id.split(".", 1)[0] in vf.CHAPTER_BY_ID
     assert claim_id not in load_all(), f"the README's example reuses the existing claim id {claim_id!r}"
+
+
+def test_the_networks_tour_trains_saves_and_reloads(tmp_path, monkeypatch) -> None:
+    block = next(b for b in _python_blocks() if "resnet_small" in b)
+    monkeypatch.chdir(tmp_path)  # the tour saves resnet.safetensors in the working directory
+    scope: dict[str, object] = {}
+    exec(compile(block, str(README), "exec"), scope)
+    model = scope["model"]
+    saved = scope["dm"].load(str(tmp_path / "resnet.safetensors"))
+    assert set(saved) == set(model.state_dict())
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(saved[key], value)
+    assert not model.training
+    assert scope["out"].shape == (2, 5, 8) and scope["kernels"].ntk.shape == (6, 6)
+    # the analytic and the finite-width NTK of the same description are both symmetric positive semi-definite
+    for k in (scope["kernels"].ntk, scope["theta"]):
+        k = np.asarray(k)
+        np.testing.assert_allclose(k, k.T, rtol=1e-12, atol=1e-12)
+        assert np.linalg.eigvalsh(k).min() > -1e-9 * np.abs(k).max()
+    fit = scope["fit"]
+    assert fit.measured_error <= fit.error_bound < 1e-3
+    grid = np.linspace(0, np.pi, 10001)
+    assert np.max(np.abs(fit.network(grid[:, None]).ravel() - np.sin(grid))) < 1e-3  # checked here, not trusted
