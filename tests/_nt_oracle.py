@@ -2,7 +2,9 @@
 
 Usage: python _nt_oracle.py IN.npz OUT.npz. IN holds x1, x2 (optional), specs (JSON: name -> nested lists:
 ["serial", ...], ["Dense", out, W_std, b_std, parameterization], ["Relu"], ["Erf"], ["residual", block],
-["FanOut", n], ["FanInSum"], ["FanInConcat"], ["parallel", ...], ...).
+["FanOut", n], ["FanInSum"], ["FanInConcat"], ["parallel", ...], ["LayerNorm"], ["Flatten"],
+["Dropout", drop_probability] (dlmath's meaning; neural-tangents' rate is the keep probability), ...).
+Writes nngp/NAME, ntk/NAME (x1 against x2) and nngp11/NAME, ntk11/NAME (x1 with itself).
 """
 
 import json
@@ -36,6 +38,12 @@ def build(s):
         return stax.FanOut(args[0])
     if kind == "LeakyRelu":
         return stax.LeakyRelu(args[0])
+    if kind == "Dropout":
+        return stax.Dropout(1.0 - args[0], mode="train")
+    if kind == "LayerNorm":
+        return stax.LayerNorm()
+    if kind == "Flatten":
+        return stax.Flatten()
     if kind == "ABRelu":
         return stax.ABRelu(*args)
     return SIMPLE[kind]()
@@ -50,6 +58,8 @@ def main():
     for name, spec in specs.items():
         k = build(spec)[2](x1, x2, ("nngp", "ntk"))
         out[f"nngp/{name}"], out[f"ntk/{name}"] = np.asarray(k.nngp), np.asarray(k.ntk)
+        k = build(spec)[2](x1, None, ("nngp", "ntk"))
+        out[f"nngp11/{name}"], out[f"ntk11/{name}"] = np.asarray(k.nngp), np.asarray(k.ntk)
     np.savez(sys.argv[2], **out)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
+import torch
 
 import dlmath as dm
 import dlmath.kernels as K
@@ -284,3 +285,39 @@ def test_automatic_blocks_give_the_same_kernel(monkeypatch: pytest.MonkeyPatch) 
         np.testing.assert_allclose(b.nngp, f.nngp, rtol=1e-13, atol=0)
         np.testing.assert_allclose(b.ntk, f.ntk, rtol=1e-13, atol=0)
         np.testing.assert_array_equal(b.cov1, f.cov1)
+
+
+def test_dropout_and_layernorm_kernels_equal_monte_carlo_of_wide_networks() -> None:
+    """Finite networks (width 1024, 512 outputs averaged by the empirical NNGP) with fresh dropout masks per draw;
+    x with itself, so the diagonal (a sample sharing its mask with itself) carries the 1/(1-p) factor."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((4, 3))
+    arch = K.serial(K.Dense(1024, 1.5, 0.1), K.Relu(), K.Dropout(0.4, seed=1), K.Dense(1024, 1.2, 0.1),
+                    K.LayerNorm(), K.Erf(), K.Dense(512, 1.0, 0.2))
+    analytic = arch.kernel(x, get="nngp")
+    mc = K.monte_carlo(arch, x, n_samples=6, seed=2, get=("nngp",)).nngp
+    # width 1024 and 6 x 512 output channels: the spread is ~1-2%; 6% is > 3 sigma
+    assert _rel(mc, analytic) < 0.06
+    # without the 1/(1-p) on the diagonal the kernel is measurably off: the test can see Dropout's factor
+    off = analytic.copy()
+    np.fill_diagonal(off, np.diag(off) * 0.6)
+    assert _rel(mc, off) > 0.1
+
+
+def test_flatten_layernorm_dropout_apply_and_errors() -> None:
+    x = np.random.default_rng(22).standard_normal((3, 2, 4))
+    assert K.Flatten().apply((), x).shape == (3, 8)
+    assert K.Flatten().output_shape((3, 2, 4)) == (3, 8)
+    y = np.asarray(K.LayerNorm().apply((), x))
+    np.testing.assert_allclose(y.mean(-1), 0, atol=1e-12)
+    np.testing.assert_allclose(y.var(-1), 1, rtol=1e-9)
+    ref = torch.nn.functional.layer_norm(torch.tensor(x), (4,), eps=1e-5).numpy()
+    np.testing.assert_allclose(np.asarray(K.LayerNorm(1e-5).apply((), x)), ref, rtol=1e-10, atol=1e-12)
+    d = K.Dropout(0.25, seed=0).apply((), np.ones((200, 200)))
+    assert set(np.unique(d)) <= {0.0, 1 / 0.75} and abs(d.mean() - 1) < 0.02
+    gx = dm.grad(lambda z: dm.sum(K.LayerNorm().apply((), z) ** 3))(x)
+    assert np.all(np.isfinite(gx))
+    with pytest.raises(ValueError, match="Dropout"):
+        K.Dropout(1.0)
+    with pytest.raises(ValueError, match="LayerNorm"):
+        K.serial(K.Dense(4), K.Relu(), K.LayerNorm()).kernel(x[:, 0])

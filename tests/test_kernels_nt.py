@@ -43,6 +43,8 @@ def build(s: list[Any]) -> K.Layer:
         return K.LeakyRelu(args[0])
     if kind == "ABRelu":
         return K.ABRelu(*args)
+    if kind == "Dropout":
+        return K.Dropout(args[0])
     return getattr(K, kind)()
 
 
@@ -60,6 +62,11 @@ SPECS = {
         ["parallel", ["serial", ["Sin"], ["Dense", 6, 1.0, 0.0, "ntk"]],
          ["serial", ["LeakyRelu", 0.2], ["Dense", 6, 1.1, 0.3, "ntk"]]],
         ["FanInSum"], ["Dense", 9, 1.4, 0.1, "ntk"], ["Abs"], ["Dense", 1, 1.0, 0.1, "standard"]],
+    "dense-layernorm-relu": ["serial", ["Dense", 32, 1.7, 0.3, "ntk"], ["LayerNorm"], ["Relu"],
+                             ["Dense", 32, 1.2, 0.1, "standard"], ["LayerNorm"], ["Erf"],
+                             ["Dense", 1, 1.0, 0.1, "ntk"]],
+    "dropout-flatten": ["serial", ["Flatten"], ["Dense", 32, 1.5, 0.1, "ntk"], ["Relu"], ["Dropout", 0.3],
+                        ["Dense", 32, 1.3, 0.2, "ntk"], ["Gelu"], ["Dropout", 0.5], ["Dense", 1, 1.0, 0.0, "ntk"]],
 }
 
 
@@ -86,6 +93,18 @@ def test_analytic_kernels_equal_neural_tangents(name: str, nt_kernels: dict[str,
     for key in ("nngp", "ntk"):
         a, b = getattr(ours, key), nt_kernels[f"{key}/{name}"]
         assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (name, key, np.max(np.abs(a - b)))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_analytic_kernels_of_a_batch_with_itself_equal_neural_tangents(name: str, nt_kernels: dict[str, np.ndarray]
+                                                                       ) -> None:
+    """x2=None: the diagonal pairs each sample with itself (where Dropout's kernel differs), computed whole and in
+    blocks (whose diagonal blocks alone hold such pairs)."""
+    for batch_size in (None, 4):
+        ours = build(SPECS[name]).kernel(X1, None, dtype=np.float64, batch_size=batch_size, threads=1)
+        for key in ("nngp", "ntk"):
+            a, b = getattr(ours, key), nt_kernels[f"{key}11/{name}"]
+            assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (name, key, batch_size)
 
 
 if __name__ == "__main__":  # pragma: no cover

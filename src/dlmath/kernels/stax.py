@@ -37,15 +37,18 @@ __all__ = [
     "ABRelu",
     "Abs",
     "Dense",
+    "Dropout",
     "Elementwise",
     "Erf",
     "FanInConcat",
     "FanInSum",
     "FanOut",
+    "Flatten",
     "Gelu",
     "Identity",
     "Kernel",
     "Layer",
+    "LayerNorm",
     "LeakyRelu",
     "NoAnalyticKernelError",
     "Relu",
@@ -88,6 +91,7 @@ class Kernel:
     cov2: np.ndarray
     width: int
     is_gaussian: bool = False
+    x1_is_x2: bool = False  # the kernel of a batch with itself: its diagonal pairs a sample with itself (Dropout)
 
     @classmethod
     def of_inputs(cls, x1: np.ndarray, x2: np.ndarray | None, want_ntk: bool, gram: np.ndarray | None = None
@@ -109,7 +113,7 @@ class Kernel:
             # the diagonal is the variance, bitwise: every later map then computes both with the same arithmetic, so
             # Sigma(x, x) = cov stays exact even in the chaotic phase, where rounding of rho = 1 would grow
             np.fill_diagonal(nngp, cov1)
-        return cls(nngp, np.zeros_like(nngp) if want_ntk else None, cov1, cov2, d)
+        return cls(nngp, np.zeros_like(nngp) if want_ntk else None, cov1, cov2, d, x1_is_x2=x2 is None)
 
 
 def _check_kernel(layer: str, k: Any) -> Kernel:
@@ -305,7 +309,92 @@ class Dense(Layer):
                 ntk = w2 * k.ntk + nngp
             else:
                 ntk = k.width * k.nngp + w2 * k.ntk + (0.0 if self.b_std is None else 1.0)
-        return Kernel(nngp, ntk, w2 * k.cov1 + b2, w2 * k.cov2 + b2, self.out_dim, True)
+        return Kernel(nngp, ntk, w2 * k.cov1 + b2, w2 * k.cov2 + b2, self.out_dim, True, k.x1_is_x2)
+
+
+# --------------------------------------------------------------------------- shape, normalisation, dropout
+class Flatten(Layer):
+    """Every axis after the batch axis flattened into one (``apply``). On (batch, features) inputs, the only ones
+    the analytic kernels take here, the kernels are unchanged."""
+
+    name = "Flatten"
+
+    def output_shape(self, input_shape: Any) -> Shape:
+        return (input_shape[0], math.prod(tuple(input_shape)[1:]))
+
+    def apply(self, params: Any, x: Any) -> Any:
+        return dm.reshape(x, (np.shape(x)[0], -1))
+
+    def kernel_map(self, k: Any) -> Kernel:
+        return _check_kernel(self.name, k)
+
+
+class LayerNorm(Layer):
+    r"""Layer normalisation over the features, $y = (x - ar x)/\sqrt{\epsilon + \operatorname{var}(x)}$, no affine
+    parameters (neural-tangents' ``stax.LayerNorm(axis=-1, eps)``).
+
+    At infinite width the feature mean tends to 0 and the feature variance to $\Sigma(x, x)$, so the kernels are
+    normalised by the diagonal: $\Sigma'(x, x') = \Sigma(x, x')/\sqrt{(\epsilon+\Sigma(x,x))(\epsilon+\Sigma(x',x'))}$,
+    $\Theta'$ likewise (neural-tangents 0.6.5, ``stax.LayerNorm``; Xiong et al. 2020 for LayerNorm in the NTK).
+    """
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        if not eps >= 0:
+            raise ValueError(f"LayerNorm: eps must be >= 0, got {eps!r}")
+        self.eps, self.name = eps, f"LayerNorm(eps={eps})"
+
+    def apply(self, params: Any, x: Any) -> Any:
+        mean = dm.mean(x, axis=-1, keepdims=True)
+        centred = x - mean
+        var = dm.mean(centred * centred, axis=-1, keepdims=True)
+        return centred / dm.sqrt(var + self.eps)
+
+    def kernel_map(self, k: Any) -> Kernel:
+        k = _check_kernel(self.name, k)
+        if not k.is_gaussian:
+            raise ValueError(f"{self.name}: its kernel needs Gaussian pre-activations; put a Dense layer before it "
+                             f"(as neural-tangents requires)")
+        s1, s2 = np.sqrt(self.eps + k.cov1), np.sqrt(self.eps + k.cov2)
+        norm = s1[:, None] * s2[None, :]
+        ntk = None if k.ntk is None else k.ntk / norm
+        cov1 = k.cov1 / (s1 * s1)
+        cov2 = cov1 if k.cov2 is k.cov1 else k.cov2 / (s2 * s2)
+        return Kernel(k.nngp / norm, ntk, cov1, cov2, k.width, k.is_gaussian, k.x1_is_x2)
+
+
+class Dropout(Layer):
+    r"""Dropout in training mode: $y = x\odot m/(1-p)$ with $m_i \sim 	ext{Bernoulli}(1-p)$ drawn afresh at every
+    ``apply`` from the layer's own generator (``seed``).
+
+    ``rate`` is the DROP probability $p$ (PyTorch's ``nn.Dropout(p)``), NOT neural-tangents' ``stax.Dropout(rate)``,
+    whose ``rate`` is the KEEP probability $1-p$ (inherited from ``jax.example_libraries.stax``).
+    Kernel (neural-tangents 0.6.5, ``stax.Dropout(1-p, mode='train')``): a sample shares its mask with itself only,
+    so the variances and, for a batch with itself, the diagonal of $\Sigma$ and $\Theta$ are multiplied by $1/(1-p)$;
+    the off-diagonal entries are unchanged ($\mathbb E[m_i m'_i] = (1-p)^2$ for independent masks).
+    """
+
+    def __init__(self, rate: float, seed: int | np.random.Generator | None = None) -> None:
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate (the drop probability) must be in [0, 1), got {rate!r}")
+        self.rate, self.rng, self.name = rate, as_rng(seed), f"Dropout({rate})"
+
+    def apply(self, params: Any, x: Any) -> Any:
+        keep = 1.0 - self.rate
+        mask = (self.rng.random(np.shape(x)) < keep) / keep
+        return x * mask
+
+    def kernel_map(self, k: Any) -> Kernel:
+        k = _check_kernel(self.name, k)
+        factor = 1.0 / (1.0 - self.rate)
+        cov1 = k.cov1 * factor
+        cov2 = cov1 if k.cov2 is k.cov1 else k.cov2 * factor
+        nngp, ntk = k.nngp.copy(), None if k.ntk is None else k.ntk.copy()
+        if k.x1_is_x2:
+            idx = np.arange(min(nngp.shape))
+            nngp[idx, idx] *= factor
+            if ntk is not None:
+                ntk[idx, idx] *= factor
+        return Kernel(nngp, ntk, cov1, cov2, k.width, False, k.x1_is_x2)
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -354,7 +443,7 @@ class Elementwise(Layer):
         cov1 = self.expectations(k.cov1, k.cov1, k.cov1, False)[0]
         cov2 = cov1 if k.cov2 is k.cov1 else self.expectations(k.cov2, k.cov2, k.cov2, False)[0]
         ntk = None if not want else k.ntk * dot
-        return Kernel(nngp, ntk, cov1, cov2, k.width, False)
+        return Kernel(nngp, ntk, cov1, cov2, k.width, False, k.x1_is_x2)
 
 
 def _relu_family(a: float, b: float) -> KernelFormula:
@@ -551,7 +640,8 @@ class FanInSum(Layer):
             raise dm.ShapeError(f"FanInSum: the branches have different widths {[k.width for k in ks]}")
         ntks = [k.ntk for k in ks]
         return Kernel(sum(k.nngp for k in ks), None if ntks[0] is None else sum(ntks),
-                      sum(k.cov1 for k in ks), sum(k.cov2 for k in ks), ks[0].width, all(k.is_gaussian for k in ks))
+                      sum(k.cov1 for k in ks), sum(k.cov2 for k in ks), ks[0].width, all(k.is_gaussian for k in ks),
+                      ks[0].x1_is_x2)
 
 
 class FanInConcat(Layer):
@@ -574,7 +664,7 @@ class FanInConcat(Layer):
             return sum(k.width * get(k) for k in ks) / n
         ntk = None if ks[0].ntk is None else avg(lambda k: k.ntk)
         return Kernel(avg(lambda k: k.nngp), ntk, avg(lambda k: k.cov1), avg(lambda k: k.cov2), n,
-                      all(k.is_gaussian for k in ks))
+                      all(k.is_gaussian for k in ks), ks[0].x1_is_x2)
 
 
 def residual(block: Layer) -> Layer:
