@@ -42,6 +42,13 @@ def build(s):
         return stax.Dropout(1.0 - args[0], mode="train")
     if kind == "LayerNorm":
         return stax.LayerNorm()
+    if kind == "Conv":
+        out, filt, padding, w, b = args
+        return stax.Conv(out, tuple(filt), padding=padding, W_std=w, b_std=b)
+    if kind == "AvgPool":
+        return stax.AvgPool(tuple(args[0]), padding=args[1])
+    if kind == "GlobalAvgPool":
+        return stax.GlobalAvgPool()
     if kind == "Flatten":
         return stax.Flatten()
     if kind == "ABRelu":
@@ -52,10 +59,10 @@ def build(s):
 def main():
     d = np.load(sys.argv[1])
     specs = json.loads(str(d["specs"]))
-    x1 = d["x1"]
-    x2 = d["x2"] if "x2" in d.files else None
     out = {}
     for name, spec in specs.items():
+        x1 = d[f"x1/{name}"] if f"x1/{name}" in d.files else d["x1"]
+        x2 = d[f"x2/{name}"] if f"x2/{name}" in d.files else d["x2"] if "x2" in d.files else None
         k = build(spec)[2](x1, x2, ("nngp", "ntk"))
         out[f"nngp/{name}"], out[f"ntk/{name}"] = np.asarray(k.nngp), np.asarray(k.ntk)
         k = build(spec)[2](x1, None, ("nngp", "ntk"))

@@ -45,6 +45,11 @@ def build(s: list[Any]) -> K.Layer:
         return K.ABRelu(*args)
     if kind == "Dropout":
         return K.Dropout(args[0])
+    if kind == "Conv":
+        out, filt, padding, w, b = args
+        return K.Conv(out, filt, padding, w, b)
+    if kind == "AvgPool":
+        return K.AvgPool(*args)
     return getattr(K, kind)()
 
 
@@ -68,6 +73,28 @@ SPECS = {
     "dropout-flatten": ["serial", ["Flatten"], ["Dense", 32, 1.5, 0.1, "ntk"], ["Relu"], ["Dropout", 0.3],
                         ["Dense", 32, 1.3, 0.2, "ntk"], ["Gelu"], ["Dropout", 0.5], ["Dense", 1, 1.0, 0.0, "ntk"]],
 }
+CONV = ["Conv", 8, [3], "SAME", 1.5, 0.1]
+SPATIAL_SPECS = {  # channels-last images: 1-d (N, 7, 3) and 2-d (N, 5, 4, 2)
+    "conv1d-relu-conv-flatten-dense": ["serial", CONV, ["Relu"], ["Conv", 8, [2], "VALID", 1.3, 0.2], ["Flatten"],
+                                       ["Dense", 1, 1.0, 0.1, "ntk"]],
+    "conv2d-relu-conv-flatten-dense": ["serial", ["Conv", 8, [3, 2], "SAME", 1.5, 0.1], ["Relu"],
+                                       ["Conv", 8, [2, 3], "VALID", 1.3, 0.2], ["Relu"], ["Flatten"],
+                                       ["Dense", 1, 1.0, 0.1, "ntk"]],
+    "conv2d-erf-avgpool-globalavgpool": ["serial", ["Conv", 8, [3, 3], "SAME", 1.2, 0.3], ["Erf"],
+                                         ["AvgPool", [2, 2], "SAME"], ["Conv", 8, [2, 2], "VALID", 1.4, None],
+                                         ["Gelu"], ["GlobalAvgPool"], ["Dense", 1, 1.0, 0.0, "ntk"]],
+    "conv1d-layernorm-dropout-avgpool": ["serial", CONV, ["LayerNorm"], ["Relu"], ["Dropout", 0.3],
+                                         ["AvgPool", [3], "VALID"], CONV, ["Relu"], ["GlobalAvgPool"],
+                                         ["Dense", 1, 1.0, 0.1, "ntk"]],
+}
+SPATIAL_X = {"conv1d": (np.random.default_rng(2).standard_normal((4, 7, 3)),
+                        np.random.default_rng(3).standard_normal((3, 7, 3))),
+             "conv2d": (np.random.default_rng(4).standard_normal((3, 5, 4, 2)),
+                        np.random.default_rng(5).standard_normal((2, 5, 4, 2)))}
+
+
+def _spatial_x(name: str) -> tuple[np.ndarray, np.ndarray]:
+    return SPATIAL_X[name.split("-")[0]]
 
 
 X1 = np.random.default_rng(0).standard_normal((6, 5))
@@ -80,7 +107,8 @@ X2 = np.random.default_rng(1).standard_normal((4, 5))
 def nt_kernels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     """Every spec's kernels from neural-tangents, in one subprocess (importing JAX takes seconds)."""
     tmp = tmp_path_factory.mktemp("nt")
-    np.savez(tmp / "in.npz", x1=X1, x2=X2, specs=json.dumps(SPECS))
+    xs = {f"{w}/{name}": x for name in SPATIAL_SPECS for w, x in zip(("x1", "x2"), _spatial_x(name), strict=True)}
+    np.savez(tmp / "in.npz", x1=X1, x2=X2, specs=json.dumps({**SPECS, **SPATIAL_SPECS}), **xs)
     run = subprocess.run([NT_PYTHON, str(ORACLE), str(tmp / "in.npz"), str(tmp / "out.npz")],
                          capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -105,6 +133,20 @@ def test_analytic_kernels_of_a_batch_with_itself_equal_neural_tangents(name: str
         for key in ("nngp", "ntk"):
             a, b = getattr(ours, key), nt_kernels[f"{key}11/{name}"]
             assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (name, key, batch_size)
+
+
+@pytest.mark.parametrize("name", sorted(SPATIAL_SPECS))
+def test_convolutional_kernels_equal_neural_tangents(name: str, nt_kernels: dict[str, np.ndarray]) -> None:
+    """Conv (1-d, 2-d, SAME/VALID), AvgPool, GlobalAvgPool, Flatten, and LayerNorm/Dropout on images (Novak et al.
+    2019; Arora et al. 2019): x1 against x2, and x1 with itself whole and in blocks."""
+    x1, x2 = _spatial_x(name)
+    arch = build(SPATIAL_SPECS[name])
+    runs = [("", arch.kernel(x1, x2, dtype=np.float64)), ("11", arch.kernel(x1, dtype=np.float64)),
+            ("11", arch.kernel(x1, dtype=np.float64, batch_size=2, threads=1))]
+    for suffix, ours in runs:
+        for key in ("nngp", "ntk"):
+            a, b = getattr(ours, key), nt_kernels[f"{key}{suffix}/{name}"]
+            assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (name, key, suffix, np.max(np.abs(a - b)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,8 @@ from .formulas import (
 from .stax import (
                        ABRelu,
                        Abs,
+                       AvgPool,
+                       Conv,
                        Dense,
                        Dropout,
                        Elementwise,
@@ -27,6 +29,7 @@ from .stax import (
                        FanOut,
                        Flatten,
                        Gelu,
+                       GlobalAvgPool,
                        Identity,
                        Kernel,
                        Layer,
@@ -45,9 +48,9 @@ from .stax import (
 )
 
 __all__: list[str] = [
-    "ABRelu", "Abs", "Dense", "Dropout", "Elementwise", "Erf", "FanInConcat", "FanInSum", "FanOut", "Flatten", "Gelu",
-    "Identity", "Kernel", "Layer", "LayerNorm", "LeakyRelu", "NoAnalyticKernelError", "Relu", "Sigmoid", "Sin",
-    "Softplus", "Tanh",
+    "ABRelu", "Abs", "AvgPool", "Conv", "Dense", "Dropout", "Elementwise", "Erf", "FanInConcat", "FanInSum", "FanOut",
+    "Flatten", "Gelu", "GlobalAvgPool", "Identity", "Kernel", "Layer", "LayerNorm", "LeakyRelu",
+    "NoAnalyticKernelError", "Relu", "Sigmoid", "Sin", "Softplus", "Tanh",
     "arccos_kernel_degree0", "arccos_kernel_degree1", "custom", "empirical_nngp", "empirical_ntk",
     "empirical_ntk_generic", "empirical_ntk_structured", "erf_kernel", "formulas", "gauss_hermite_kernel",
     "gelu_kernel", "monte_carlo", "parallel", "predict", "relu_kernel", "residual", "serial", "sin_kernel",

@@ -36,6 +36,8 @@ from . import formulas as fm
 __all__ = [
     "ABRelu",
     "Abs",
+    "AvgPool",
+    "Conv",
     "Dense",
     "Dropout",
     "Elementwise",
@@ -45,6 +47,7 @@ __all__ = [
     "FanOut",
     "Flatten",
     "Gelu",
+    "GlobalAvgPool",
     "Identity",
     "Kernel",
     "Layer",
@@ -83,6 +86,11 @@ class Kernel:
     and ``cov2`` = $\\Sigma(x'_j, x'_j)$ (N2,) are the variances the activations need; ``width`` is the number
     of channels of the finite network at this point (used by the standard parameterisation and by concatenation).
     ``ntk`` is None when only the NNGP was asked for.
+
+    Convolutional kernels (inputs (N, *spatial, C), channels last as neural-tangents): ``nngp``/``ntk`` are
+    (N1, N2, S1, S1', S2, S2', ...), a covariance over every pair of positions (the position axes of x and x'
+    interleaved, neural-tangents' layout); ``cov1`` (N1, S1, S1', ...) and ``cov2`` are each sample's covariance over
+    pairs of its own positions. Without spatial axes these are the (N1, N2), (N1,), (N2,) arrays above.
     """
 
     nngp: np.ndarray
@@ -97,7 +105,10 @@ class Kernel:
     def of_inputs(cls, x1: np.ndarray, x2: np.ndarray | None, want_ntk: bool, gram: np.ndarray | None = None
                   ) -> Kernel:
         r"""The input layer: $\Sigma^{(0)}(x, x') = x\cdot x'/d$, $\Theta^{(0)} = 0$ (neural-tangents' convention).
-        ``gram``: $x_1 x_2^\top$ when already computed."""
+        ``gram``: $x_1 x_2^\top$ when already computed. Spatial inputs (N, *S, C): the same per pair of positions,
+        divided by the number of channels C."""
+        if x1.ndim > 2:
+            return cls._of_spatial_inputs(x1, x2, want_ntk)
         d = x1.shape[1]
         if x2 is None:
             gram = x1 @ x1.T if gram is None else gram
@@ -115,12 +126,54 @@ class Kernel:
             np.fill_diagonal(nngp, cov1)
         return cls(nngp, np.zeros_like(nngp) if want_ntk else None, cov1, cov2, d, x1_is_x2=x2 is None)
 
+    @classmethod
+    def _of_spatial_inputs(cls, x1: np.ndarray, x2: np.ndarray | None, want_ntk: bool) -> Kernel:
+        c, ns = x1.shape[-1], x1.ndim - 2
+        sp, sq = "hwd"[:ns], "HWD"[:ns]
+        pairs = "".join(a + b for a, b in zip(sp, sq, strict=True))
+        cov1 = np.einsum(f"n{sp}c,n{sq}c->n{pairs}", x1, x1, optimize=True) / c
+        cov2 = cov1 if x2 is None else np.einsum(f"n{sp}c,n{sq}c->n{pairs}", x2, x2, optimize=True) / c
+        nngp = np.einsum(f"n{sp}c,m{sq}c->nm{pairs}", x1, x1 if x2 is None else x2, optimize=True) / c
+        return cls(nngp, np.zeros_like(nngp) if want_ntk else None, cov1, cov2, c, x1_is_x2=x2 is None)
+
 
 def _check_kernel(layer: str, k: Any) -> Kernel:
     if not isinstance(k, Kernel):
         raise dm.ShapeError(f"{layer}: expects one input (a Kernel), got {type(k).__name__}; "
                             f"a list of branches must be merged first (FanInSum, FanInConcat)")
     return k
+
+
+def n_spatial(k: Kernel) -> int:
+    """The number of spatial axes of the inputs behind ``k`` (0 for (batch, features) inputs)."""
+    return (k.nngp.ndim - 2) // 2
+
+
+def _position_variances(cov: np.ndarray, ns: int) -> np.ndarray:
+    """(N, S1, S2, ...): the variance at each position, the diagonal of a (N, S1, S1', S2, S2', ...) covariance."""
+    for _ in range(ns):          # the first pair (axes 1, 2) each time: the diagonal axis goes last, so after ns
+        cov = np.diagonal(cov, axis1=1, axis2=2)  # steps the positions are back in order
+    return cov
+
+
+def _outer(q1: np.ndarray, q2: np.ndarray, ns: int, batch2: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-position variances broadcast against a kernel's layout: (N1, [N2,] S1, S1', ...) with q1 on the unprimed
+    and q2 on the primed position axes; ``batch2``: the kernel has a second batch axis (nngp), not (cov1)."""
+    n1 = q1.shape[0]
+    a = q1.reshape((n1,) + ((1,) if batch2 else ()) + tuple(x for s in q1.shape[1:] for x in (s, 1)))
+    lead = (1, q2.shape[0]) if batch2 else (q2.shape[0],)
+    b = q2.reshape(lead + tuple(x for s in q2.shape[1:] for x in (1, s)))
+    return a, b
+
+
+def _pair_diagonal_mask(shape: tuple[int, ...], lead: int) -> np.ndarray:
+    """1 where every pair of axes (the batch pair when ``lead`` = 2, then the position pairs) has equal indices."""
+    mask = np.ones((1,) * len(shape), bool)
+    axes = ([(0, 1)] if lead == 2 else []) + [(i, i + 1) for i in range(lead, len(shape), 2)]
+    for i, j in axes:
+        eye = np.eye(shape[i], shape[j], dtype=bool)
+        mask = mask & eye.reshape(tuple(shape[a] if a in (i, j) else 1 for a in range(len(shape))))
+    return mask
 
 
 class Layer:
@@ -188,6 +241,9 @@ class Layer:
         if not isinstance(k, Kernel):
             raise dm.ShapeError(f"{self.name}.kernel: the architecture ends in {len(k)} branches; "
                                 f"merge them with FanInSum or FanInConcat")
+        if n_spatial(k):
+            raise dm.ShapeError(f"{self.name}.kernel: the architecture ends with spatial axes; end it with Flatten or "
+                                f"GlobalAvgPool (and a Dense readout)")
         return k
 
     def _blocked(self, a1: np.ndarray, a2: np.ndarray | None, want_ntk: bool, b: int, threads: int | None = None
@@ -201,12 +257,12 @@ class Layer:
         tasks = [(i, j) for i in range(0, n1, b) for j in range(0, n2, b) if not (a2 is None and j < i)]
         # every Gram product here, in this thread (BLAS called from several Python threads at once slows later
         # BLAS calls of the process down); the blocks then do elementwise work only, on NumPy's GIL-free ufuncs
-        grams = {(i, j): a1[i:i + b] @ other[j:j + b].T for i, j in tasks}
+        grams = {} if a1.ndim > 2 else {(i, j): a1[i:i + b] @ other[j:j + b].T for i, j in tasks}
 
         def block(task: tuple[int, int]) -> tuple[int, bool]:
             i, j = task
             part = None if (a2 is None and i == j) else other[j:j + b]
-            k = self._final(self.kernel_map(Kernel.of_inputs(a1[i:i + b], part, want_ntk, grams.pop(task))))
+            k = self._final(self.kernel_map(Kernel.of_inputs(a1[i:i + b], part, want_ntk, grams.pop(task, None))))
             nngp[i:i + b, j:j + b] = k.nngp          # blocks write disjoint slices: safe from threads
             cov1[i:i + b] = k.cov1
             cov2[j:j + b] = k.cov2
@@ -234,8 +290,9 @@ def _as_input(x: Any, dtype: Any, fn: str, name: str) -> np.ndarray:
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise dm.DtypeError(f"{fn}: dtype must be float32 or float64, got {dtype}")
-    if a.ndim != 2:
-        raise dm.ShapeError(f"{fn}: {name} must be (batch, features), got shape {a.shape}")
+    if not 2 <= a.ndim <= 4:
+        raise dm.ShapeError(f"{fn}: {name} must be (batch, features) or channels-last images (batch, *spatial, "
+                            f"channels) with 1 or 2 spatial axes, got shape {a.shape}")
     return a.astype(dtype, copy=False)
 
 
@@ -314,8 +371,9 @@ class Dense(Layer):
 
 # --------------------------------------------------------------------------- shape, normalisation, dropout
 class Flatten(Layer):
-    """Every axis after the batch axis flattened into one (``apply``). On (batch, features) inputs, the only ones
-    the analytic kernels take here, the kernels are unchanged."""
+    r"""Every axis after the batch axis flattened into one. Kernel (neural-tangents' ``stax.Flatten``): the next
+    dense layer sums over positions and channels, so the kernels become the mean over the position diagonal,
+    $\Sigma'(x, x') = \frac1P\sum_p \Sigma_{pp}(x, x')$; unchanged without spatial axes."""
 
     name = "Flatten"
 
@@ -326,7 +384,20 @@ class Flatten(Layer):
         return dm.reshape(x, (np.shape(x)[0], -1))
 
     def kernel_map(self, k: Any) -> Kernel:
-        return _check_kernel(self.name, k)
+        k = _check_kernel(self.name, k)
+        ns = n_spatial(k)
+        if ns == 0:
+            return k
+
+        def diag_mean(a: np.ndarray, lead: int) -> np.ndarray:
+            for _ in range(ns):
+                a = np.diagonal(a, axis1=lead, axis2=lead + 1)
+            return a.mean(axis=tuple(range(lead, a.ndim)))
+        cov1 = diag_mean(k.cov1, 1)
+        cov2 = cov1 if k.cov2 is k.cov1 else diag_mean(k.cov2, 1)
+        ntk = None if k.ntk is None else diag_mean(k.ntk, 2)
+        positions = math.prod(k.nngp.shape[2::2])
+        return Kernel(diag_mean(k.nngp, 2), ntk, cov1, cov2, k.width * positions, k.is_gaussian, k.x1_is_x2)
 
 
 class LayerNorm(Layer):
@@ -354,11 +425,16 @@ class LayerNorm(Layer):
         if not k.is_gaussian:
             raise ValueError(f"{self.name}: its kernel needs Gaussian pre-activations; put a Dense layer before it "
                              f"(as neural-tangents requires)")
-        s1, s2 = np.sqrt(self.eps + k.cov1), np.sqrt(self.eps + k.cov2)
-        norm = s1[:, None] * s2[None, :]
+        ns = n_spatial(k)
+        s1 = np.sqrt(self.eps + _position_variances(k.cov1, ns))
+        s2 = np.sqrt(self.eps + _position_variances(k.cov2, ns))
+        a, b = _outer(s1, s2, ns, True)
+        norm = a * b
         ntk = None if k.ntk is None else k.ntk / norm
-        cov1 = k.cov1 / (s1 * s1)
-        cov2 = cov1 if k.cov2 is k.cov1 else k.cov2 / (s2 * s2)
+        a, b = _outer(s1, s1, ns, False)
+        cov1 = k.cov1 / (a * b)
+        a, b = _outer(s2, s2, ns, False)
+        cov2 = cov1 if k.cov2 is k.cov1 else k.cov2 / (a * b)
         return Kernel(k.nngp / norm, ntk, cov1, cov2, k.width, k.is_gaussian, k.x1_is_x2)
 
 
@@ -386,15 +462,211 @@ class Dropout(Layer):
     def kernel_map(self, k: Any) -> Kernel:
         k = _check_kernel(self.name, k)
         factor = 1.0 / (1.0 - self.rate)
-        cov1 = k.cov1 * factor
-        cov2 = cov1 if k.cov2 is k.cov1 else k.cov2 * factor
-        nngp, ntk = k.nngp.copy(), None if k.ntk is None else k.ntk.copy()
-        if k.x1_is_x2:
-            idx = np.arange(min(nngp.shape))
-            nngp[idx, idx] *= factor
-            if ntk is not None:
-                ntk[idx, idx] *= factor
+        # a unit (sample, position, channel) shares its mask with itself only: the factor goes where the sample
+        # (for a batch with itself) and every position pair coincide
+        f1 = np.where(_pair_diagonal_mask(k.cov1.shape, 1), factor, 1.0)
+        cov1 = k.cov1 * f1
+        cov2 = cov1 if k.cov2 is k.cov1 else k.cov2 * np.where(_pair_diagonal_mask(k.cov2.shape, 1), factor, 1.0)
+        nngp, ntk = k.nngp, k.ntk
+        if k.x1_is_x2:   # different samples have independent masks: only a batch with itself changes
+            f = np.where(_pair_diagonal_mask(nngp.shape, 2), factor, 1.0)
+            nngp = nngp * f
+            ntk = None if ntk is None else ntk * f
         return Kernel(nngp, ntk, cov1, cov2, k.width, False, k.x1_is_x2)
+
+
+# --------------------------------------------------------------------------- convolutions
+def _padding(name: str, padding: str, size: int) -> tuple[int, int]:
+    if padding == "VALID":
+        return 0, 0
+    if padding == "SAME":
+        return (size - 1) // 2, size // 2       # XLA's and PyTorch's split: the extra zero after
+    raise ValueError(f"{name}: padding must be 'SAME' or 'VALID', got {padding!r}")
+
+
+def _window_sum(a: np.ndarray, axes: Sequence[int], size: int, pad: tuple[int, int]) -> np.ndarray:
+    r"""$\sum_{o<size} a[\ldots, i+o, \ldots, j+o, \ldots]$ along ``axes`` shifted together (zero padded):
+    one diagonal shift per filter offset, no loop over positions."""
+    widths = [(0, 0)] * a.ndim
+    for ax in axes:
+        widths[ax] = pad
+    a = np.pad(a, widths)
+    out_len = a.shape[axes[0]] - size + 1
+    if out_len < 1:
+        raise dm.ShapeError(f"a window of {size} does not fit {a.shape[axes[0]]} positions (padding {pad})")
+    out = None
+    for o in range(size):
+        idx = [slice(None)] * a.ndim
+        for ax in axes:
+            idx[ax] = slice(o, o + out_len)
+        out = a[tuple(idx)] if out is None else out + a[tuple(idx)]
+    return out
+
+
+def _spatial_op(k: Kernel, fn: Callable[[np.ndarray, int], np.ndarray]) -> tuple[np.ndarray, np.ndarray | None,
+                                                                               np.ndarray, np.ndarray]:
+    """``fn(array, lead)`` applied to nngp, ntk (lead 2) and cov1, cov2 (lead 1)."""
+    cov1 = fn(k.cov1, 1)
+    cov2 = cov1 if k.cov2 is k.cov1 else fn(k.cov2, 1)
+    return fn(k.nngp, 2), None if k.ntk is None else fn(k.ntk, 2), cov1, cov2
+
+
+class Conv(Layer):
+    r"""Convolution over 1 or 2 spatial axes, stride 1, channels last (inputs (N, L, C) or (N, H, W, C), NHWC as
+    neural-tangents' ``stax.Conv``; dlmath.nn's convolutions are NCHW like PyTorch). Weights (*filter_shape, C_in,
+    out_chan) (HWIO), NTK parameterisation: $z = rac{\sigma_w}{\sqrt{C_	ext{in}|F|}} W \star x + \sigma_b b$.
+
+    Kernel (Novak et al. 2019, *Bayesian deep CNNs with many channels are Gaussian processes*; Arora et al. 2019,
+    *On exact computation with an infinitely wide neural net*, CNTK): the weights are shared across positions and
+    independent across filter offsets, so a pair of positions sees the SAME offset on both sides,
+    $\Sigma'_{pp'} = rac{\sigma_w^2}{|F|}\sum_{o\in F}\Sigma_{p+o,\,p'+o} + \sigma_b^2$,
+    $\Theta'_{pp'} = rac{\sigma_w^2}{|F|}\sum_{o\in F}\Theta_{p+o,\,p'+o} + \Sigma'_{pp'}$ (zero outside the image
+    with 'SAME' padding, still divided by $|F|$, as neural-tangents). Exact; cost $O(N_1N_2P^2|F|)$.
+    """
+
+    def __init__(self, out_chan: int, filter_shape: Sequence[int], padding: str = "VALID", W_std: float = 1.0,
+                 b_std: float | None = 0.0) -> None:
+        if not isinstance(out_chan, int) or out_chan < 1:
+            raise ValueError(f"Conv: out_chan must be a positive int, got {out_chan!r}")
+        filter_shape = tuple(int(f) for f in filter_shape)
+        if len(filter_shape) not in (1, 2) or min(filter_shape) < 1:
+            raise ValueError(f"Conv: filter_shape must be 1 or 2 positive ints, got {filter_shape!r}")
+        for f in filter_shape:
+            _padding("Conv", padding, f)
+        if not W_std >= 0 or (b_std is not None and not b_std >= 0):
+            raise ValueError(f"Conv: W_std and b_std must be >= 0, got W_std={W_std!r}, b_std={b_std!r}")
+        self.out_chan, self.filter_shape, self.padding, self.W_std, self.b_std = (
+            out_chan, filter_shape, padding, W_std, b_std)
+        self.name = f"Conv({out_chan}, {filter_shape}, {padding!r}, W_std={W_std}, b_std={b_std})"
+
+    def _check(self, shape: Any) -> None:
+        if len(shape) != len(self.filter_shape) + 2:
+            raise dm.ShapeError(f"{self.name}: expects channels-last inputs with {len(self.filter_shape)} spatial "
+                                f"axes (batch, *spatial, channels), got shape {tuple(shape)}")
+
+    def output_shape(self, input_shape: Any) -> Shape:
+        self._check(input_shape)
+        sp = [n + sum(_padding(self.name, self.padding, f)) - f + 1
+              for n, f in zip(tuple(input_shape)[1:-1], self.filter_shape, strict=True)]
+        return (input_shape[0], *sp, self.out_chan)
+
+    def init(self, seed: int | np.random.Generator | None, input_shape: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        self._check(input_shape)
+        rng = as_rng(seed)
+        W = rng.standard_normal((*self.filter_shape, int(input_shape[-1]), self.out_chan))
+        return W, None if self.b_std is None else rng.standard_normal(self.out_chan)
+
+    def apply(self, params: Any, x: Any) -> Any:
+        from dlmath.nn import functional as F  # the engine's convolution (NCHW); imported here: nn is heavier
+
+        W, b = params
+        self._check(np.shape(x))
+        ns = len(self.filter_shape)
+        if np.shape(x)[-1] != W.shape[-2]:
+            raise dm.ShapeError(f"{self.name}: input has {np.shape(x)[-1]} channels, W expects {W.shape[-2]}")
+        to_first = (0, ns + 1, *range(1, ns + 1))
+        w = dm.transpose(W, (ns + 1, ns, *range(ns)))                    # HWIO -> OIHW
+        conv = F.conv1d if ns == 1 else F.conv2d
+        out = conv(dm.transpose(x, to_first), w, padding=self.padding.lower())
+        out = dm.transpose(out, (0, *range(2, ns + 2), 1))               # NCHW -> NHWC
+        out = out * (self.W_std / math.sqrt(math.prod(W.shape[:-1])))
+        return out if b is None else out + b * self.b_std
+
+    def kernel_map(self, k: Any) -> Kernel:
+        k = _check_kernel(self.name, k)
+        ns = n_spatial(k)
+        if ns != len(self.filter_shape):
+            raise dm.ShapeError(f"{self.name}: the kernel has {ns} spatial axes, the filter {len(self.filter_shape)}")
+        w2, b2, size = self.W_std ** 2, (self.b_std or 0.0) ** 2, math.prod(self.filter_shape)
+
+        def op(a: np.ndarray, lead: int) -> np.ndarray:
+            for i, f in enumerate(self.filter_shape):
+                a = _window_sum(a, (lead + 2 * i, lead + 2 * i + 1), f, _padding(self.name, self.padding, f))
+            return a * (w2 / size)
+        nngp, ntk, cov1, cov2 = _spatial_op(k, op)
+        nngp = nngp + b2
+        cov1 = cov1 + b2
+        cov2 = cov1 if k.cov2 is k.cov1 else cov2 + b2
+        return Kernel(nngp, None if ntk is None else ntk + nngp, cov1, cov2, self.out_chan, True, k.x1_is_x2)
+
+
+class AvgPool(Layer):
+    r"""Average over windows of ``window_shape`` positions, stride 1, channels last (neural-tangents'
+    ``stax.AvgPool(window_shape, strides=(1, ...), padding)``, ``normalize_edges=False``: 'SAME' divides by the full
+    window). Kernel: each side averages its own window, $\Sigma'_{pp'} = rac1{|F|^2}\sum_{o, o'\in F}
+    \Sigma_{p+o,\,p'+o'}$, and $\Theta$ likewise (no parameters)."""
+
+    def __init__(self, window_shape: Sequence[int], padding: str = "VALID") -> None:
+        self.window_shape = tuple(int(f) for f in window_shape)
+        if len(self.window_shape) not in (1, 2) or min(self.window_shape) < 1:
+            raise ValueError(f"AvgPool: window_shape must be 1 or 2 positive ints, got {window_shape!r}")
+        for f in self.window_shape:
+            _padding("AvgPool", padding, f)
+        self.padding, self.name = padding, f"AvgPool({self.window_shape}, {padding!r})"
+
+    def output_shape(self, input_shape: Any) -> Shape:
+        sp = [n + sum(_padding(self.name, self.padding, f)) - f + 1
+              for n, f in zip(tuple(input_shape)[1:-1], self.window_shape, strict=True)]
+        return (input_shape[0], *sp, input_shape[-1])
+
+    def apply(self, params: Any, x: Any) -> Any:
+        ns = len(self.window_shape)
+        if np.ndim(x) != ns + 2:
+            raise dm.ShapeError(f"{self.name}: expects (batch, *spatial, channels) with {ns} spatial axes, "
+                                f"got shape {np.shape(x)}")
+        out = x
+        for i, f in enumerate(self.window_shape):   # separable: a window sum along each spatial axis in turn
+            lo, hi = _padding(self.name, self.padding, f)
+            ax = 1 + i
+            if lo or hi:
+                zeros_lo = dm.zeros_like(out)[(slice(None),) * ax + (slice(0, lo),)] if lo else None
+                zeros_hi = dm.zeros_like(out)[(slice(None),) * ax + (slice(0, hi),)] if hi else None
+                parts = [p for p in (zeros_lo, out, zeros_hi) if p is not None]
+                out = dm.concatenate(parts, axis=ax)
+            n = np.shape(out)[ax] - f + 1
+            acc = None
+            for o in range(f):
+                piece = out[(slice(None),) * ax + (slice(o, o + n),)]
+                acc = piece if acc is None else acc + piece
+            out = acc
+        return out * (1.0 / math.prod(self.window_shape))
+
+    def kernel_map(self, k: Any) -> Kernel:
+        k = _check_kernel(self.name, k)
+        if n_spatial(k) != len(self.window_shape):
+            raise dm.ShapeError(f"{self.name}: the kernel has {n_spatial(k)} spatial axes")
+        size = math.prod(self.window_shape)
+
+        def op(a: np.ndarray, lead: int) -> np.ndarray:
+            for i, f in enumerate(self.window_shape):
+                pad = _padding(self.name, self.padding, f)
+                a = _window_sum(a, (lead + 2 * i,), f, pad)          # x's window
+                a = _window_sum(a, (lead + 2 * i + 1,), f, pad)      # x''s window, independently
+            return a / (size * size)
+        nngp, ntk, cov1, cov2 = _spatial_op(k, op)
+        return Kernel(nngp, ntk, cov1, cov2, k.width, k.is_gaussian, k.x1_is_x2)
+
+
+class GlobalAvgPool(Layer):
+    r"""The mean over every spatial axis: (N, *S, C) -> (N, C). Kernel: $\Sigma'(x, x') = rac1{P^2}\sum_{p,p'}
+    \Sigma_{pp'}(x, x')$, $\Theta$ likewise (neural-tangents' ``stax.GlobalAvgPool``)."""
+
+    name = "GlobalAvgPool"
+
+    def output_shape(self, input_shape: Any) -> Shape:
+        return (input_shape[0], input_shape[-1])
+
+    def apply(self, params: Any, x: Any) -> Any:
+        if np.ndim(x) < 3:
+            raise dm.ShapeError(f"GlobalAvgPool: expects (batch, *spatial, channels), got shape {np.shape(x)}")
+        return dm.mean(x, axis=tuple(range(1, np.ndim(x) - 1)))
+
+    def kernel_map(self, k: Any) -> Kernel:
+        k = _check_kernel(self.name, k)
+        if n_spatial(k) == 0:
+            raise dm.ShapeError("GlobalAvgPool: the kernel has no spatial axes (inputs (batch, features))")
+        nngp, ntk, cov1, cov2 = _spatial_op(k, lambda a, lead: a.mean(axis=tuple(range(lead, a.ndim))))
+        return Kernel(nngp, ntk, cov1, cov2, k.width, k.is_gaussian, k.x1_is_x2)
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -438,10 +710,15 @@ class Elementwise(Layer):
         if not k.is_gaussian:
             raise ValueError(f"{self.name}: its kernel formula needs Gaussian pre-activations; put a Dense layer "
                              f"before it (as neural-tangents requires)")
-        want = k.ntk is not None
-        nngp, dot = self.expectations(k.cov1[:, None], k.cov2[None, :], k.nngp, want)
-        cov1 = self.expectations(k.cov1, k.cov1, k.cov1, False)[0]
-        cov2 = cov1 if k.cov2 is k.cov1 else self.expectations(k.cov2, k.cov2, k.cov2, False)[0]
+        want, ns = k.ntk is not None, n_spatial(k)
+        if ns == 0:
+            q12, q11, q22 = (k.cov1[:, None], k.cov2[None, :]), (k.cov1, k.cov1), (k.cov2, k.cov2)
+        else:
+            d1, d2 = _position_variances(k.cov1, ns), _position_variances(k.cov2, ns)
+            q12, q11, q22 = _outer(d1, d2, ns, True), _outer(d1, d1, ns, False), _outer(d2, d2, ns, False)
+        nngp, dot = self.expectations(*q12, k.nngp, want)
+        cov1 = self.expectations(*q11, k.cov1, False)[0]
+        cov2 = cov1 if k.cov2 is k.cov1 else self.expectations(*q22, k.cov2, False)[0]
         ntk = None if not want else k.ntk * dot
         return Kernel(nngp, ntk, cov1, cov2, k.width, False, k.x1_is_x2)
 
