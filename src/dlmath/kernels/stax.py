@@ -619,10 +619,7 @@ class AvgPool(Layer):
             lo, hi = _padding(self.name, self.padding, f)
             ax = 1 + i
             if lo or hi:
-                zeros_lo = dm.zeros_like(out)[(slice(None),) * ax + (slice(0, lo),)] if lo else None
-                zeros_hi = dm.zeros_like(out)[(slice(None),) * ax + (slice(0, hi),)] if hi else None
-                parts = [p for p in (zeros_lo, out, zeros_hi) if p is not None]
-                out = dm.concatenate(parts, axis=ax)
+                out = dm.pad(out, [(lo, hi) if a == ax else (0, 0) for a in range(np.ndim(out))])
             n = np.shape(out)[ax] - f + 1
             acc = None
             for o in range(f):
