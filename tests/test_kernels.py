@@ -379,3 +379,27 @@ def test_conv_apply_is_differentiable_and_bad_shapes_are_named() -> None:
         K.serial(K.Conv(3, (2,)), K.Relu()).kernel(x[:, :, 0])
     with pytest.raises(ValueError, match="padding"):
         K.Conv(3, (2,), "FULL")
+
+
+def test_structured_empirical_ntk_of_residual_and_branching_stacks_equals_the_jacobian_contraction() -> None:
+    """Novak et al. (2022) structured derivatives swept through residual blocks and FanOut/parallel/FanInSum branches
+    equal the engine's Jacobian contraction; 'auto' picks the structured form for them and the generic one for
+    convolutional nets (where both are not built)."""
+    rng = np.random.default_rng(26)
+    x1, x2 = rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    block = K.serial(K.Relu(), K.Dense(24, 1.2, 0.1), K.Gelu(), K.Dense(24, 0.9, None))
+    arch = K.serial(K.Dense(24, 1.4, 0.1), K.residual(block), K.residual(K.serial(K.Erf(), K.Dense(24, 1.1, 0.2))),
+                    K.FanOut(2), K.parallel(K.serial(K.Tanh(), K.Dense(24, 1.0, 0.0, "standard")), K.Identity()),
+                    K.FanInSum(), K.Relu(), K.Dense(3, 1.0, 0.1))
+    params = arch.init(0, x1.shape)
+    for b in (None, x2):
+        structured = K.empirical_ntk_structured(arch, params, x1, b)
+        generic = K.empirical_ntk_generic(arch, params, x1, b)
+        assert _rel(structured, generic) < 1e-12
+        assert _rel(K.empirical_ntk(arch, params, x1, b), structured) == 0.0
+    assert np.all(K.empirical_ntk_structured(K.Relu(), (), x1) == 0)
+    conv = K.serial(K.Conv(4, (2,), "SAME"), K.Relu(), K.Flatten(), K.Dense(1))
+    xc = rng.standard_normal((3, 5, 2))
+    with pytest.raises(TypeError, match="empirical_ntk_generic"):
+        K.empirical_ntk_structured(conv, conv.init(0, xc.shape), xc)
+    assert K.empirical_ntk(conv, conv.init(0, xc.shape), xc).shape == (3, 3)

@@ -13,7 +13,7 @@ import numpy as np
 
 import dlmath as dm
 
-from .stax import Dense, Elementwise, Kernel, Layer, _Serial, as_rng
+from .stax import Dense, Elementwise, FanInSum, FanOut, Kernel, Layer, _Parallel, _Serial, as_rng
 
 __all__ = ["empirical_nngp", "empirical_ntk", "empirical_ntk_generic", "empirical_ntk_structured", "monte_carlo"]
 
@@ -67,8 +67,65 @@ def _signals(layers: tuple[Layer, ...], params: Any, x: np.ndarray) -> list[tupl
     return out[::-1]
 
 
+def _tree_supported(layer: Layer) -> bool:
+    """Dense and elementwise layers composed by serial, FanOut, parallel and FanInSum (so residual stacks)."""
+    if isinstance(layer, (_Serial, _Parallel)):
+        return all(_tree_supported(sub) for sub in layer.layers)
+    return isinstance(layer, (Dense, Elementwise, FanOut, FanInSum))
+
+
+def _tree_forward(layer: Layer, p: Any, a: Any) -> tuple[Any, Any]:
+    """(output, tape): the tape keeps each Dense layer's input and each elementwise layer's pre-activation."""
+    if isinstance(layer, (_Serial, _Parallel)):
+        tapes = []
+        if isinstance(layer, _Serial):
+            for sub, q in zip(layer.layers, p, strict=True):
+                tapes.append(a)
+                a, t = _tree_forward(sub, q, a)
+                tapes[-1] = (tapes[-1], t)
+            return a, tapes
+        outs = [_tree_forward(sub, q, ai) for sub, q, ai in zip(layer.layers, p, a, strict=True)]
+        return [o for o, _ in outs], [t for _, t in outs]
+    return np.asarray(layer.apply(p, a)), a
+
+
+def _tree_backward(layer: Layer, p: Any, G: Any, tape: Any, out: list[tuple[Dense, np.ndarray, np.ndarray]]) -> Any:
+    r"""The signal at the layer's input from the signal $G = \partial f/\partial(	ext{output})$ (N, K, ...), lists
+    for branches; each Dense layer's (layer, input $A_{l-1}$, $G_l$) appended to ``out``."""
+    if isinstance(layer, _Serial):
+        for sub, q, (_, t) in zip(reversed(layer.layers), reversed(p), reversed(tape), strict=True):
+            G = _tree_backward(sub, q, G, t, out)
+        return G
+    if isinstance(layer, _Parallel):
+        return [_tree_backward(sub, q, g, t, out) for sub, q, g, t in zip(layer.layers, p, G, tape, strict=True)]
+    if isinstance(layer, FanOut):          # the copies' signals add
+        total = G[0]
+        for g in G[1:]:
+            total = total + g
+        return total
+    if isinstance(layer, FanInSum):        # a sum passes its signal to every branch
+        return [G] * len(tape)
+    if isinstance(layer, Dense):
+        out.append((layer, tape, G))
+        W = p[0]
+        n, k, w = G.shape
+        return (G.reshape(n * k, w) @ W.T).reshape(n, k, -1) * layer.weight_scale(W.shape[0])
+    return G * layer.derivative(tape)[:, None, :]
+
+
+def _tree_signals(arch: Layer, params: Any, x: np.ndarray) -> list[tuple[Dense, np.ndarray, np.ndarray]]:
+    f, tape = _tree_forward(arch, params, x)
+    if not isinstance(f, np.ndarray) or f.ndim != 2:
+        raise dm.ShapeError(f"empirical_ntk_structured: the network must end in one (batch, outputs) array, got "
+                            f"{type(f).__name__}")
+    K = f.shape[1]
+    out: list[tuple[Dense, np.ndarray, np.ndarray]] = []
+    _tree_backward(arch, params, np.broadcast_to(np.eye(K, dtype=f.dtype), (x.shape[0], K, K)), tape, out)
+    return out
+
+
 def empirical_ntk_structured(arch: Layer, params: Any, x1: Any, x2: Any = None) -> np.ndarray:
-    r"""The exact NTK of a dense stack from per-layer signals, never forming the Jacobian:
+    r"""The exact NTK of a dense or residual stack from per-layer signals, never forming the Jacobian:
 
     $\Theta = \frac1K\sum_l \big(\textstyle\sum_k G^{(k)}_l G'^{(k)\top}_l\big)\odot
     \big(s_l^2 A_{l-1}A'^\top_{l-1} + \beta_l^2\big)$,
@@ -78,15 +135,24 @@ def empirical_ntk_structured(arch: Layer, params: Any, x1: Any, x2: Any = None) 
     kernel*, "structured derivatives"). Cost: O(N^2 (n + K n)) per layer instead of O(N^2 P).
     """
     layers = _dense_stack(arch)
-    if layers is None:
-        raise TypeError(f"empirical_ntk_structured: {arch!r} is not a serial stack of Dense and elementwise layers "
-                        f"ending in Dense; use empirical_ntk_generic")
     a1, a2 = _inputs(x1, x2)
-    s1 = _signals(layers, params, a1)
-    s2 = s1 if a2 is None else _signals(layers, params, a2)
-    dense = [layer for layer in layers if isinstance(layer, Dense)]
-    K = s1[0][1].shape[1]
+    if layers is not None:
+        s1 = _signals(layers, params, a1)
+        s2 = s1 if a2 is None else _signals(layers, params, a2)
+        dense = [layer for layer in layers if isinstance(layer, Dense)]
+    elif _tree_supported(arch):   # residual and branching stacks: the same sums, the signals swept through the tree
+        t1 = _tree_signals(arch, params, a1)
+        t2 = t1 if a2 is None else _tree_signals(arch, params, a2)
+        dense = [layer for layer, _, _ in t1]
+        s1 = [(A, G) for _, A, G in t1]
+        s2 = s1 if a2 is None else [(A, G) for _, A, G in t2]
+    else:
+        raise TypeError(f"empirical_ntk_structured: {arch!r} is not built from Dense and elementwise layers with "
+                        f"serial, FanOut, parallel, FanInSum (residual); use empirical_ntk_generic")
     theta = np.zeros((a1.shape[0], (a1 if a2 is None else a2).shape[0]), a1.dtype)
+    if not s1:                    # no parameters: the NTK is zero
+        return theta
+    K = s1[0][1].shape[1]
     for layer, (A1, G1), (A2, G2) in zip(dense, s1, s2, strict=True):
         g1 = G1.reshape(G1.shape[0], -1)
         g2 = g1 if G2 is G1 else G2.reshape(G2.shape[0], -1)   # x2=None: the same array, so BLAS uses syrk
@@ -147,12 +213,13 @@ def empirical_ntk_generic(arch: Layer, params: Any, x1: Any, x2: Any = None) -> 
 def empirical_ntk(arch: Layer, params: Any, x1: Any, x2: Any = None, implementation: str = "auto") -> np.ndarray:
     """The exact NTK of the finite network ``arch`` with ``params`` (N1 x N2).
 
-    ``implementation``: 'structured' (`empirical_ntk_structured`, dense stacks), 'generic' (Jacobian contraction,
-    any architecture) or 'auto' (structured when it applies)."""
+    ``implementation``: 'structured' (`empirical_ntk_structured`, dense and residual stacks), 'generic' (Jacobian
+    contraction, any architecture: convolutional, LayerNorm, concatenation, custom) or 'auto' (structured when it
+    applies)."""
     if implementation not in ("auto", "structured", "generic"):
         raise ValueError(f"empirical_ntk: implementation must be 'auto', 'structured' or 'generic', "
                          f"got {implementation!r}")
-    if implementation == "structured" or (implementation == "auto" and _dense_stack(arch) is not None):
+    if implementation == "structured" or (implementation == "auto" and _tree_supported(arch)):
         return empirical_ntk_structured(arch, params, x1, x2)
     return empirical_ntk_generic(arch, params, x1, x2)
 
