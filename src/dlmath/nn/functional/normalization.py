@@ -302,6 +302,7 @@ def batch_norm(input: Any, running_mean: np.ndarray | None, running_var: np.ndar
     dt = dt if dt.kind == "f" else np.dtype(np.float64)
     w = np.ones(c, dtype=dt) if weight is None else weight
     b = np.zeros(c, dtype=dt) if bias is None else bias
+    _STATS.batch = None  # only this call's forward may leave statistics for `_update_running`
     out = batch_norm_train(input, w, b, eps=float(eps))
     _update_running(input, running_mean, running_var, momentum)  # after: reuses the forward's statistics
     return out
