@@ -112,11 +112,21 @@ def _scratch(key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 def _to_buffer(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """The zero-padded input, channels-last, flattened to (rows, C): one copy of x."""
     buf = _scratch("buf", (geo.rows, geo.c), x.dtype)
-    buf.fill(0)
     (p0, _), (q0, _) = geo.pad
     img = buf[:geo.n * geo.hp * geo.wq].reshape(geo.n, geo.hp, geo.wq, geo.c)
+    # zero only what the copy below leaves (the border, the row padding and the tail), not the whole buffer
+    _zero_outside(img, (p0, p0 + geo.h), (q0, q0 + geo.w))
+    buf[geo.n * geo.hp * geo.wq:] = 0
     img[:, p0:p0 + geo.h, q0:q0 + geo.w, :] = x.transpose(0, 2, 3, 1)
     return buf
+
+
+def _zero_outside(img: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+    """Zero an (N, H, W, C) array outside the window [rows) x [cols) of its axes 1 and 2."""
+    img[:, :rows[0]] = 0
+    img[:, rows[1]:] = 0
+    img[:, rows[0]:rows[1], :cols[0]] = 0
+    img[:, rows[0]:rows[1], cols[1]:] = 0
 
 
 def _from_buffer(buf: np.ndarray, geo: _Geometry) -> np.ndarray:
@@ -199,7 +209,10 @@ def _grid_cotangent(gy: np.ndarray, geo: _Geometry, groups: int) -> np.ndarray:
     """The output cotangent placed on the (G, M, Og) grid, zero at thrown-away positions."""
     og = geo.o // groups
     acc = _scratch("grid", (groups, geo.m, og), gy.dtype)
-    acc.fill(0)
+    if groups == 1 and geo.stride == (1, 1):  # position (i, j) of image n is grid row (n * hp + i) * wq + j
+        _zero_outside(acc.reshape(geo.n, geo.hp, geo.wq, og), (0, geo.ho), (0, geo.wo))
+    else:
+        acc.fill(0)
     _grid_view(acc, geo)[...] = gy.reshape(geo.n, groups, og, geo.ho, geo.wo)
     return acc
 

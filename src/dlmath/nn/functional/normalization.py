@@ -113,28 +113,102 @@ def _per_channel(v: Any, x: Any) -> Any:
     return ad.reshape(v, _channel_shape(np.ndim(_data(x)), np.shape(_data(x))[1]))
 
 
-def _batch_norm_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    xc, inv_std = _normalize_forward(x, _reduce_axes(x.ndim), eps)
+def _channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    r"""$\sum_i a_i$ (or $\sum_i a_i b_i$) per channel of (N, C, ...) arrays, in one read pass: einsum over
+    the (N, C, L) view avoids both the temporary of ``a * b`` and NumPy's slow reduction over the
+    non-adjacent axes (0, 2, 3) (about 3x faster than ``.sum(axis=(0, 2, 3))`` at (32, 16, 32, 32))."""
+    a3 = a.reshape(a.shape[0], a.shape[1], -1)
+    if b is None:
+        return np.einsum("ncl->c", a3)
+    return np.einsum("ncl,ncl->c", a3, b.reshape(a3.shape))
+
+
+def _bn_plain_stats(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    r"""$(x-\mu,\ \mu,\ \sigma^2_B)$ per channel and the count $m$, for plain (N, C, ...) arrays: two read
+    passes and one write (the centred copy); the variance is the mean square of the centred values
+    (not $E[x^2]-\mu^2$, which cancels catastrophically)."""
+    m = x.size // x.shape[1]
     shape = _channel_shape(x.ndim, x.shape[1])
-    out = xc * (weight.reshape(shape) * inv_std)  # gamma / sigma folded into one multiply
-    out += bias.reshape(shape)
+    mean = _channel_sums(x) / m
+    xc = x - mean.reshape(shape)
+    var = _channel_sums(xc, xc) / m
+    return xc, mean, var, m
+
+
+def _batch_norm_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    _STATS.last = None
+    x = np.ascontiguousarray(x)
+    xc, mean, var, _ = _bn_plain_stats(x, eps)
+    shape = _channel_shape(x.ndim, x.shape[1])
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(xc.dtype, copy=False)
+    rt = np.result_type(xc, weight, bias)
+    xc = xc if rt == xc.dtype else xc.astype(rt)  # promote as the out-of-place formula would
+    xc *= (weight * inv_std).reshape(shape)  # gamma / sigma folded into one multiply, in place
+    xc += bias.reshape(shape)
+    _STATS.batch = (x, mean, var)  # for `_update_running`, called right after on the same array
+    return xc
+
+
+def _all_plain(*arrays: Any) -> bool:
+    """True on a first-order backward of C-contiguous plain arrays (not Tensors of a nested graph): the
+    rules then take the NumPy fast path below, which is not differentiable again."""
+    return all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays)
+
+
+def _bn_plain_xhat(x: np.ndarray, eps: float, token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""$(\hat x, 1/\sqrt{\sigma^2+\epsilon})$ (the latter per channel, shape (C,)) for plain arrays, kept
+    (per thread, like `_stats`) between the x and the weight rules of one node, keyed by x and the
+    cotangent ``token``; the forwards clear it."""
+    cache = getattr(_STATS, "last", None)
+    if cache is not None and cache[0] is x and cache[1] is token and cache[2] == ("bn-plain", eps):
+        _STATS.last = None
+        return cache[3]
+    xc, _, var, _ = _bn_plain_stats(x, eps)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(xc.dtype, copy=False)
+    xc *= inv_std.reshape(_channel_shape(x.ndim, x.shape[1]))  # xhat, in place
+    out = (xc, inv_std)
+    _STATS.last = (x, token, ("bn-plain", eps), out)
+    return out
+
+
+def _bn_plain_vjp_x(g: np.ndarray, x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    r"""`_normalize_vjp` with $\bar{\hat x} = \gamma g$, for plain arrays: the same closed form
+    $\bar x = \frac{\gamma}{\sigma}\big(g - \bar g - \hat x\,\overline{g\hat x}\big)$ (Ioffe & Szegedy 2015,
+    Sec. 3) with the per-channel factors folded, so three elementwise passes and one temporary."""
+    xhat, inv_std = _bn_plain_xhat(x, eps, token=g)
+    m = x.size // x.shape[1]
+    shape = _channel_shape(x.ndim, x.shape[1])
+    scale = weight * inv_std
+    mean_g = _channel_sums(g) / m
+    mean_gxhat = _channel_sums(g, xhat) / m
+    out = g * scale.reshape(shape)
+    tmp = xhat * (scale * mean_gxhat).reshape(shape)
+    out -= tmp
+    out -= (scale * mean_g).reshape(shape)
     return out
 
 
 def _bn_vjp_x(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     r"""$\bar x$ from $\bar{\hat x} = \gamma g$; $\gamma$ is constant per channel, so it moves into the scale."""
+    if _all_plain(g, x, weight):
+        return _bn_plain_vjp_x(g, x, weight, eps)
     xhat, inv_std, _ = _normalized_stats(x, eps, token=g)
     return _normalize_vjp(g, xhat, _per_channel(weight, x) * inv_std, _reduce_axes(np.ndim(_data(x))))
 
 
 def _bn_vjp_weight(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     r"""$\bar\gamma = \sum_i g_i \hat x_i$."""
+    if _all_plain(g, x, weight):
+        xhat, _ = _bn_plain_xhat(x, eps, token=g)
+        return _channel_sums(g, xhat)
     xhat, _, _ = _normalized_stats(x, eps, token=g)
     return ad.sum(g * xhat, axis=_reduce_axes(np.ndim(_data(x))))
 
 
 def _bn_vjp_bias(g: Any, ans: Any, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     r"""$\bar\beta = \sum_i g_i$."""
+    if _all_plain(g, x, weight):
+        return _channel_sums(g)
     return ad.sum(g, axis=_reduce_axes(np.ndim(_data(x))))
 
 
@@ -186,12 +260,15 @@ def _update_running(input: Any, running_mean: np.ndarray | None, running_var: np
     x = np.asarray(_data(input))
     axes = _reduce_axes(x.ndim)
     m = x.size // x.shape[1]
+    batch = getattr(_STATS, "batch", None)
+    _STATS.batch = None
+    # the statistics `batch_norm_train`'s forward just computed on this very array, else computed here
+    mean, var = (batch[1], batch[2]) if batch is not None and batch[0] is x else (x.mean(axis=axes), x.var(axis=axes))
     if running_mean is not None:
-        mean = x.mean(axis=axes)
         running_mean *= 1 - momentum
         running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
     if running_var is not None:
-        var = x.var(axis=axes) * (m / (m - 1))
+        var = var * (m / (m - 1))
         running_var *= 1 - momentum
         running_var += (momentum * var).astype(running_var.dtype, copy=False)
 
@@ -221,12 +298,14 @@ def batch_norm(input: Any, running_mean: np.ndarray | None, running_var: np.ndar
     c = _check_bn_args("batch_norm", input, running_mean, running_var, weight, bias, training)
     if not training:
         return _eval_norm(input, running_mean, running_var, weight, bias, eps)
-    _update_running(input, running_mean, running_var, momentum)
     dt = np.asarray(_data(input)).dtype
     dt = dt if dt.kind == "f" else np.dtype(np.float64)
     w = np.ones(c, dtype=dt) if weight is None else weight
     b = np.zeros(c, dtype=dt) if bias is None else bias
-    return batch_norm_train(input, w, b, eps=float(eps))
+    _STATS.batch = None  # only this call's forward may leave statistics for `_update_running`
+    out = batch_norm_train(input, w, b, eps=float(eps))
+    _update_running(input, running_mean, running_var, momentum)  # after: reuses the forward's statistics
+    return out
 
 
 def batch_norm_composed(input: Any, running_mean: np.ndarray | None, running_var: np.ndarray | None,
