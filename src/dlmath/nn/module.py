@@ -56,7 +56,10 @@ def _to_array(value: Any, key: str) -> np.ndarray:
     if isinstance(value, Tensor):
         return value.data
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor, without importing torch
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16; float32 holds every bfloat16 exactly
+            value = value.float()
+        return value.numpy()
     try:
         return np.asarray(value)
     except Exception as exc:
@@ -270,15 +273,22 @@ class Module:
 
     # ----- state ---------------------------------------------------------------------------
     def _state_items(self) -> Iterator[tuple[str, Module, str, str]]:
-        """(dotted key, owner, registry, local name) for every entry of the state dict, PyTorch's order."""
-        for mod_prefix, mod in self.named_modules():
-            dot = f"{mod_prefix}." if mod_prefix else ""
-            for name, p in mod._parameters.items():
-                if p is not None:
-                    yield dot + name, mod, "_parameters", name
-            for name, b in mod._buffers.items():
-                if b is not None and name not in mod._non_persistent:
-                    yield dot + name, mod, "_buffers", name
+        """(dotted key, owner, registry, local name) for every entry of the state dict, PyTorch's order.
+
+        A module shared between two places appears under both paths, as in PyTorch's ``state_dict``
+        (which, unlike ``named_modules``, does not skip modules already visited)."""
+        yield from self._state_items_at("")
+
+    def _state_items_at(self, dot: str) -> Iterator[tuple[str, Module, str, str]]:
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield dot + name, self, "_parameters", name
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent:
+                yield dot + name, self, "_buffers", name
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_items_at(f"{dot}{name}.")
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """name -> array (a copy) for every parameter and persistent buffer, with PyTorch's dotted names."""
@@ -372,8 +382,8 @@ class Sequential(Module):
 
     def __getitem__(self, idx: int | slice) -> Any:
         items = list(self._modules.values())
-        if isinstance(idx, slice):
-            return Sequential(*items[idx])
+        if isinstance(idx, slice):  # keeps the children's names, as PyTorch (so state-dict keys stay the same)
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
         return items[_index(idx, len(items), "Sequential")]
 
     def append(self, module: Module) -> Sequential:
