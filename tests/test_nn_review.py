@@ -556,3 +556,132 @@ def test_load_state_dict_from_bfloat16_torch_tensor() -> None:
     dl = nn.Linear(2, 2)
     dl.load_state_dict(tl.state_dict())
     np.testing.assert_array_equal(dl.weight.data, tl.weight.float().detach().numpy())
+
+
+# ----- batch statistics edge shapes, more attention and recurrent cases -------------------------------------------
+def test_batchnorm_single_sample_with_length_and_eval_batch_of_one() -> None:
+    tb, db = _bn_pair(torch.nn.BatchNorm1d, nn.BatchNorm1d, 3)
+    x = np.random.default_rng(19).normal(size=(1, 3, 4))  # N=1 but L>1: torch accepts
+    _layer_vs_torch(tb, db, x)
+    np.testing.assert_allclose(db.running_var, t2n(tb.running_var), rtol=1e-12)
+    tb.eval(); db.eval()
+    x1 = np.random.default_rng(20).normal(size=(1, 3))
+    np.testing.assert_allclose(db(dm.tensor(x1)).data, t2n(tb(torch.tensor(x1))), rtol=1e-12)
+    with pytest.raises(ValueError):
+        nn.BatchNorm2d(3, dtype=np.float64)(dm.tensor(np.ones((1, 3, 1, 1))))
+
+
+def test_mha_kdim_vdim_bias_kv_zero_attn_no_weights() -> None:
+    rng = np.random.default_rng(21)
+    tm = torch.nn.MultiheadAttention(6, 3, kdim=4, vdim=5, add_bias_kv=True, add_zero_attn=True)
+    dm_ = nn.MultiheadAttention(6, 3, kdim=4, vdim=5, add_bias_kv=True, add_zero_attn=True, dtype=np.float64)
+    assert list(dm_.state_dict()) == list(tm.state_dict())
+    dm_.load_state_dict(tm.state_dict())
+    q, k, v = rng.normal(size=(2, 3, 6)), rng.normal(size=(4, 3, 4)), rng.normal(size=(4, 3, 5))
+    kpm = np.zeros((3, 4), bool)
+    kpm[1, 2] = True
+    am = rng.uniform(size=(2, 4)) < 0.3
+    to, tw = tm(torch.tensor(q), torch.tensor(k), torch.tensor(v), key_padding_mask=torch.tensor(kpm),
+                attn_mask=torch.tensor(am))
+    do, dw = dm_(dm.tensor(q), dm.tensor(k), dm.tensor(v), key_padding_mask=kpm, attn_mask=am)
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dw.data, t2n(tw), rtol=1e-10, atol=1e-12)
+    to, tw = tm(torch.tensor(q), torch.tensor(k), torch.tensor(v), need_weights=False)
+    do, dw = dm_(dm.tensor(q), dm.tensor(k), dm.tensor(v), need_weights=False)
+    assert tw is None and dw is None
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+
+
+def test_mha_fully_masked_row_documented_divergence() -> None:
+    # documented choice (nn/attention.py): a query with every key masked gets zero weights and a zero attention
+    # output, as torch's scaled_dot_product_attention; torch's MultiheadAttention gives NaN there. Other rows agree.
+    tm, dm_ = _mha_pair(4, 2)
+    q = np.random.default_rng(22).normal(size=(3, 2, 4))
+    am = np.zeros((3, 3), bool)
+    am[1] = True
+    to, tw = tm(*(torch.tensor(q),) * 3, attn_mask=torch.tensor(am))
+    do, dw = dm_(*(dm.tensor(q),) * 3, attn_mask=am)
+    assert torch.isnan(to[1]).all()
+    np.testing.assert_allclose(do.data[[0, 2]], t2n(to)[[0, 2]], rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(dw.data[:, 1], 0.0)
+    np.testing.assert_allclose(do.data[1], np.broadcast_to(dm_.out_proj.bias.data, (2, 4)), atol=1e-15)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_transformer_encoder_layer_eval_with_padding(norm_first, activation) -> None:
+    tm = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.3, activation=activation, norm_first=norm_first,
+                                          batch_first=True)
+    dm_ = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.3, activation=activation, norm_first=norm_first,
+                                     batch_first=True, dtype=np.float64)
+    dm_.load_state_dict(tm.state_dict())
+    tm.eval(); dm_.eval()
+    x = np.random.default_rng(23).normal(size=(2, 5, 8))
+    kpm = np.zeros((2, 5), bool)
+    kpm[1, 3:] = True
+    with torch.no_grad():
+        to = tm(torch.tensor(x), src_key_padding_mask=torch.tensor(kpm))
+    do = dm_(dm.tensor(x), src_key_padding_mask=kpm)
+    # torch's eval fast path returns 0 at padded positions (nested tensors); compare the others
+    np.testing.assert_allclose(do.data[~kpm], t2n(to)[~kpm], rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_rnn_batch_first_initial_state_and_unbatched(cls) -> None:
+    rng = np.random.default_rng(24)
+    tm = getattr(torch.nn, cls)(3, 4, num_layers=2, batch_first=True)
+    dm_ = getattr(nn, cls)(3, 4, num_layers=2, batch_first=True, dtype=np.float64)
+    dm_.load_state_dict(tm.state_dict())
+    x = rng.normal(size=(2, 5, 3))
+    h0 = rng.normal(size=(2, 2, 4))
+    c0 = rng.normal(size=(2, 2, 4))
+    th = torch.tensor(h0, requires_grad=True)
+    dh = dm.tensor(h0, requires_grad=True)
+    if cls == "LSTM":
+        to, (thn, _) = tm(torch.tensor(x), (th, torch.tensor(c0)))
+        do, (dhn, _) = dm_(dm.tensor(x), (dh, dm.tensor(c0)))
+    else:
+        to, thn = tm(torch.tensor(x), th)
+        do, dhn = dm_(dm.tensor(x), dh)
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+    (to.sum() + thn.sum()).backward()
+    (do.sum() + dhn.sum()).backward()
+    np.testing.assert_allclose(dh.grad.data, t2n(th.grad), rtol=1e-10, atol=1e-12)
+    xu = rng.normal(size=(5, 3))  # unbatched (L, H_in)
+    to, _ = tm(torch.tensor(xu))
+    do, _ = dm_(dm.tensor(xu))
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+
+
+# ----- simple layers, init ----------------------------------------------------------------------------------------
+def test_simple_layers_vs_torch() -> None:
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=(2, 3, 4, 5))
+    _layer_vs_torch(torch.nn.LayerNorm((4, 5), elementwise_affine=True), nn.LayerNorm((4, 5), dtype=np.float64), x)
+    _layer_vs_torch(torch.nn.LayerNorm(5, bias=False), nn.LayerNorm(5, bias=False, dtype=np.float64), x)
+    _layer_vs_torch(torch.nn.LayerNorm(5, elementwise_affine=False),
+                    nn.LayerNorm(5, elementwise_affine=False, dtype=np.float64), x)
+    _layer_vs_torch(torch.nn.GELU("tanh"), nn.GELU("tanh"), x)
+    _layer_vs_torch(torch.nn.LeakyReLU(0.3), nn.LeakyReLU(0.3), x)
+    _layer_vs_torch(torch.nn.Softmax(dim=-2), nn.Softmax(dim=-2), x)
+    _layer_vs_torch(torch.nn.LogSoftmax(dim=1), nn.LogSoftmax(dim=1), x)
+    _layer_vs_torch(torch.nn.Flatten(1, 2), nn.Flatten(1, 2), x)
+    _layer_vs_torch(torch.nn.Flatten(0, -2), nn.Flatten(0, -2), x)
+    _layer_vs_torch(torch.nn.Linear(5, 2), nn.Linear(5, 2, dtype=np.float64), x)
+    _layer_vs_torch(torch.nn.Linear(5, 2), nn.Linear(5, 2, dtype=np.float64), x[0, 0, 0])
+
+
+def test_init_bounds_and_fans_as_torch() -> None:
+    for shape in [(64, 32), (16, 8, 3, 3), (8, 4, 5)]:
+        t = torch.empty(shape)
+        assert nn.init.calculate_fan_in_and_fan_out(np.empty(shape)) == torch.nn.init._calculate_fan_in_and_fan_out(t)
+    for nl, param in [("relu", None), ("leaky_relu", 0.2), ("tanh", None), ("selu", None), ("linear", None)]:
+        assert nn.init.calculate_gain(nl, param) == pytest.approx(torch.nn.init.calculate_gain(nl, param))
+    w = dm.Tensor(np.empty((400, 300, 3)))
+    nn.init.kaiming_uniform_(w, a=0.5, mode="fan_out", nonlinearity="leaky_relu")
+    bound = torch.nn.init.calculate_gain("leaky_relu", 0.5) * np.sqrt(3.0 / (400 * 3))
+    assert np.abs(w.data).max() <= bound and np.abs(w.data).max() > 0.99 * bound
+    lin = nn.Linear(50, 40)
+    assert np.abs(lin.weight.data).max() <= 1 / np.sqrt(50) and np.abs(lin.bias.data).max() <= 1 / np.sqrt(50)
+    conv = nn.Conv2d(6, 4, 3, groups=2)
+    assert np.abs(conv.bias.data).max() <= 1 / np.sqrt(3 * 9)
