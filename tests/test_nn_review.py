@@ -13,7 +13,6 @@ from dlmath import nn, optim
 from dlmath.nn import functional as F
 
 
-
 @pytest.fixture(autouse=True)
 def _torch_float64():
     """torch modules built in float64 in this file only (the default dtype is global: restore it)."""
@@ -156,7 +155,8 @@ def test_batchnorm_momentum_running_stats(momentum) -> None:
 def test_batchnorm_no_running_stats_eval_uses_batch() -> None:
     tb, db = _bn_pair(torch.nn.BatchNorm1d, nn.BatchNorm1d, 3, track_running_stats=False)
     x = np.random.default_rng(1).normal(size=(5, 3, 4))
-    tb.eval(); db.eval()
+    tb.eval()
+    db.eval()
     np.testing.assert_allclose(db(dm.tensor(x)).data, t2n(tb(torch.tensor(x))), rtol=1e-12, atol=1e-12)
 
 
@@ -394,7 +394,8 @@ def test_rnn_multilayer_dropout_eval_is_deterministic(cls) -> None:
     tm = getattr(torch.nn, cls)(3, 4, num_layers=3, dropout=0.5, bidirectional=True)
     dm_ = getattr(nn, cls)(3, 4, num_layers=3, dropout=0.5, bidirectional=True, dtype=np.float64)
     dm_.load_state_dict(tm.state_dict())
-    tm.eval(); dm_.eval()
+    tm.eval()
+    dm_.eval()
     x = np.random.default_rng(15).normal(size=(5, 2, 3))
     to, _ = tm(torch.tensor(x))
     do, _ = dm_(dm.tensor(x))
@@ -415,10 +416,12 @@ def _opt_run(make_t, make_d, steps=4, groups=True):
     rng = np.random.default_rng(16)
     for _ in range(steps):
         x = rng.normal(size=(5, 3))
-        topt.zero_grad(); dopt.zero_grad()
+        topt.zero_grad()
+        dopt.zero_grad()
         (tl(torch.tensor(x)) ** 2).sum().backward()
         (dl(dm.tensor(x)) ** 2).sum().backward()
-        topt.step(); dopt.step()
+        topt.step()
+        dopt.step()
     for k, v in tl.state_dict().items():
         np.testing.assert_allclose(dl.state_dict()[k], t2n(v), rtol=1e-10, atol=1e-12, err_msg=k)
     return topt, dopt, tl, dl
@@ -445,8 +448,8 @@ def test_sgd_nesterov_without_momentum_raises() -> None:
 
 @pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.05, amsgrad=True))])
 def test_optimizer_state_dict_round_trip(name, kw) -> None:
-    topt, dopt, tl, dl = _opt_run(lambda p: getattr(torch.optim, name)(p, **kw),
-                                  lambda p: getattr(optim, name)(p, **kw), steps=2)
+    topt, dopt, _, dl = _opt_run(lambda p: getattr(torch.optim, name)(p, **kw),
+                                 lambda p: getattr(optim, name)(p, **kw), steps=2)
     dsd = dopt.state_dict()
     tsd = topt.state_dict()
     assert sorted(dsd["state"]) == sorted(tsd["state"])
@@ -564,7 +567,8 @@ def test_batchnorm_single_sample_with_length_and_eval_batch_of_one() -> None:
     x = np.random.default_rng(19).normal(size=(1, 3, 4))  # N=1 but L>1: torch accepts
     _layer_vs_torch(tb, db, x)
     np.testing.assert_allclose(db.running_var, t2n(tb.running_var), rtol=1e-12)
-    tb.eval(); db.eval()
+    tb.eval()
+    db.eval()
     x1 = np.random.default_rng(20).normal(size=(1, 3))
     np.testing.assert_allclose(db(dm.tensor(x1)).data, t2n(tb(torch.tensor(x1))), rtol=1e-12)
     with pytest.raises(ValueError):
@@ -599,7 +603,7 @@ def test_mha_fully_masked_row_documented_divergence() -> None:
     q = np.random.default_rng(22).normal(size=(3, 2, 4))
     am = np.zeros((3, 3), bool)
     am[1] = True
-    to, tw = tm(*(torch.tensor(q),) * 3, attn_mask=torch.tensor(am))
+    to, _ = tm(*(torch.tensor(q),) * 3, attn_mask=torch.tensor(am))
     do, dw = dm_(*(dm.tensor(q),) * 3, attn_mask=am)
     assert torch.isnan(to[1]).all()
     np.testing.assert_allclose(do.data[[0, 2]], t2n(to)[[0, 2]], rtol=1e-10, atol=1e-12)
@@ -615,7 +619,8 @@ def test_transformer_encoder_layer_eval_with_padding(norm_first, activation) -> 
     dm_ = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.3, activation=activation, norm_first=norm_first,
                                      batch_first=True, dtype=np.float64)
     dm_.load_state_dict(tm.state_dict())
-    tm.eval(); dm_.eval()
+    tm.eval()
+    dm_.eval()
     x = np.random.default_rng(23).normal(size=(2, 5, 8))
     kpm = np.zeros((2, 5), bool)
     kpm[1, 3:] = True
@@ -685,3 +690,36 @@ def test_init_bounds_and_fans_as_torch() -> None:
     assert np.abs(lin.weight.data).max() <= 1 / np.sqrt(50) and np.abs(lin.bias.data).max() <= 1 / np.sqrt(50)
     conv = nn.Conv2d(6, 4, 3, groups=2)
     assert np.abs(conv.bias.data).max() <= 1 / np.sqrt(3 * 9)
+
+
+def test_container_setitem_delitem_insert_as_torch() -> None:
+    def names(m):
+        return [(k, type(v).__name__) for k, v in m.named_children()]
+
+    for tcls, dcls in ((torch.nn.Sequential, nn.Sequential), (torch.nn.ModuleList, nn.ModuleList)):
+        def build(lib, cls):
+            mods = [lib.Linear(2, 2), lib.ReLU(), lib.Tanh(), lib.Sigmoid()]
+            return cls(*mods) if cls in (torch.nn.Sequential, nn.Sequential) else cls(mods)
+        t, d = build(torch.nn, tcls), build(nn, dcls)
+        t[1] = torch.nn.GELU()
+        d[1] = nn.GELU()
+        t[-1] = torch.nn.LeakyReLU()
+        d[-1] = nn.LeakyReLU()
+        assert names(d) == names(t)
+        del t[0]
+        del d[0]
+        assert names(d) == names(t)
+        t.insert(2, torch.nn.ReLU())
+        d.insert(2, nn.ReLU())
+        t.insert(0, torch.nn.Linear(2, 2))
+        d.insert(0, nn.Linear(2, 2))
+        assert names(d) == names(t)
+        del t[1:3]
+        del d[1:3]
+        assert names(d) == names(t) and list(d.state_dict()) == list(t.state_dict())
+        with pytest.raises(IndexError):
+            d[7] = nn.ReLU()
+        with pytest.raises(TypeError):
+            d[0] = 3
+    s = nn.Sequential(nn.Linear(2, 2)).extend([nn.ReLU(), nn.Tanh()])
+    assert [type(m).__name__ for m in s] == ["Linear", "ReLU", "Tanh"]

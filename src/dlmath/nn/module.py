@@ -357,7 +357,35 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-class Sequential(Module):
+class _IndexedContainer(Module):
+    """Item assignment, deletion and insertion by position, shared by `Sequential` and `ModuleList`
+    (PyTorch's: deletion renumbers the remaining children ``0, 1, ...``)."""
+
+    def _key(self, idx: int) -> str:
+        return list(self._modules)[_index(idx, len(self._modules), type(self).__name__)]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        self._modules[self._key(idx)] = _check_module(module, f"{type(self).__name__}[{idx}] = ...")
+
+    def __delitem__(self, idx: int | slice) -> None:
+        keys = list(self._modules)[idx] if isinstance(idx, slice) else [self._key(idx)]
+        for key in keys:
+            del self._modules[key]
+        object.__setattr__(self, "_modules", OrderedDict((str(i), m) for i, m in enumerate(self._modules.values())))
+
+    def insert(self, index: int, module: Module) -> _IndexedContainer:
+        """Insert ``module`` before position ``index`` (children renumbered ``0, 1, ...``)."""
+        module = _check_module(module, f"{type(self).__name__}.insert")
+        n = len(self._modules)
+        if not isinstance(index, (int, np.integer)) or not -n <= index <= n:
+            raise IndexError(f"{type(self).__name__}.insert: index {index} is out of range for length {n}")
+        items = list(self._modules.values())
+        items.insert(int(index) + n if index < 0 else int(index), module)
+        object.__setattr__(self, "_modules", OrderedDict((str(i), m) for i, m in enumerate(items)))
+        return self
+
+
+class Sequential(_IndexedContainer):
     """Modules applied in order; children named ``0``, ``1``... (or by an OrderedDict's keys)."""
 
     def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
@@ -390,8 +418,13 @@ class Sequential(Module):
         self.register_module(str(len(self)), _check_module(module, "Sequential.append"))
         return self
 
+    def extend(self, modules: Iterable[Module]) -> Sequential:
+        for m in modules:
+            self.append(m)
+        return self
 
-class ModuleList(Module):
+
+class ModuleList(_IndexedContainer):
     """A list of modules whose parameters are registered (children named ``0``, ``1``...)."""
 
     def __init__(self, modules: Iterable[Module] = ()) -> None:
