@@ -723,3 +723,27 @@ def test_container_setitem_delitem_insert_as_torch() -> None:
             d[0] = 3
     s = nn.Sequential(nn.Linear(2, 2)).extend([nn.ReLU(), nn.Tanh()])
     assert [type(m).__name__ for m in s] == ["Linear", "ReLU", "Tanh"]
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                     ("Adam", dict(lr=0.05, amsgrad=True)), ("AdamW", dict(lr=0.05))])
+def test_optimizer_loads_torch_optimizer_state_dict(name, kw) -> None:
+    rng = np.random.default_rng(26)
+    tl = torch.nn.Linear(3, 2)
+    topt = getattr(torch.optim, name)(tl.parameters(), **kw)
+    for _ in range(2):
+        topt.zero_grad()
+        (tl(torch.tensor(rng.normal(size=(4, 3)))) ** 2).sum().backward()
+        topt.step()
+    dl = nn.Linear(3, 2, dtype=np.float64)
+    dl.load_state_dict(tl.state_dict())
+    dopt = getattr(optim, name)(dl.parameters(), **kw)
+    dopt.load_state_dict(topt.state_dict())
+    x = rng.normal(size=(4, 3))
+    topt.zero_grad()
+    (tl(torch.tensor(x)) ** 2).sum().backward()
+    topt.step()
+    (dl(dm.tensor(x)) ** 2).sum().backward()
+    dopt.step()
+    for k, v in tl.state_dict().items():
+        np.testing.assert_allclose(dl.state_dict()[k], t2n(v), rtol=1e-10, atol=1e-12, err_msg=k)
