@@ -747,3 +747,55 @@ def test_optimizer_loads_torch_optimizer_state_dict(name, kw) -> None:
     dopt.step()
     for k, v in tl.state_dict().items():
         np.testing.assert_allclose(dl.state_dict()[k], t2n(v), rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+# ----- where training-mode dropout sits: p=1 makes it deterministic ----------------------------------------------
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_rnn_dropout_one_between_layers_only(cls) -> None:
+    tm = getattr(torch.nn, cls)(3, 4, num_layers=3, dropout=1.0, bidirectional=True)
+    dm_ = getattr(nn, cls)(3, 4, num_layers=3, dropout=1.0, bidirectional=True, dtype=np.float64)
+    dm_.load_state_dict(tm.state_dict())
+    x = np.random.default_rng(27).normal(size=(5, 2, 3))
+    to, th = tm(torch.tensor(x))
+    do, dh = dm_(dm.tensor(x))
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+    th, dh = (th[0], dh[0]) if cls == "LSTM" else (th, dh)
+    np.testing.assert_allclose(dh.data, t2n(th), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_attention_dropout_one_in_training(norm_first) -> None:
+    rng = np.random.default_rng(28)
+    tm, dm_ = _mha_pair(4, 2, dropout=1.0)
+    with torch.no_grad():
+        tm.out_proj.bias.uniform_()
+    dm_.load_state_dict(tm.state_dict())
+    q = rng.normal(size=(3, 2, 4))
+    to, tw = tm(*(torch.tensor(q),) * 3)
+    do, dw = dm_(*(dm.tensor(q),) * 3)
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dw.data, t2n(tw), rtol=1e-10, atol=1e-12)
+    tl = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=1.0, norm_first=norm_first)
+    dl = nn.TransformerEncoderLayer(8, 2, 16, dropout=1.0, norm_first=norm_first, dtype=np.float64)
+    dl.load_state_dict(tl.state_dict())
+    x = rng.normal(size=(5, 2, 8))
+    np.testing.assert_allclose(dl(dm.tensor(x)).data, t2n(tl(torch.tensor(x))), rtol=1e-10, atol=1e-12)
+
+
+def test_transformer_layer_training_grads_with_padding() -> None:
+    tm = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    dm_ = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, dtype=np.float64)
+    kpm = np.zeros((2, 5), bool)
+    kpm[1, 3:] = True
+    x = np.random.default_rng(29).normal(size=(2, 5, 8))
+    dm_.load_state_dict(tm.state_dict())
+    tx = torch.tensor(x, requires_grad=True)
+    dx = dm.tensor(x, requires_grad=True)
+    to = tm(tx, src_key_padding_mask=torch.tensor(kpm))
+    do = dm_(dx, src_key_padding_mask=kpm)
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+    to.sum().backward()
+    do.sum().backward()
+    np.testing.assert_allclose(dx.grad.data, t2n(tx.grad), rtol=1e-9, atol=1e-11)
+    for (n, tp), (_, dp) in zip(tm.named_parameters(), dm_.named_parameters(), strict=True):
+        np.testing.assert_allclose(dp.grad.data, t2n(tp.grad), rtol=1e-9, atol=1e-11, err_msg=n)
