@@ -799,3 +799,27 @@ def test_transformer_layer_training_grads_with_padding() -> None:
     np.testing.assert_allclose(dx.grad.data, t2n(tx.grad), rtol=1e-9, atol=1e-11)
     for (n, tp), (_, dp) in zip(tm.named_parameters(), dm_.named_parameters(), strict=True):
         np.testing.assert_allclose(dp.grad.data, t2n(tp.grad), rtol=1e-9, atol=1e-11, err_msg=n)
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_rnn_lengths_equal_packed_sequences(cls, batch_first) -> None:
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    rng = np.random.default_rng(30)
+    tm = getattr(torch.nn, cls)(3, 4, num_layers=2, bidirectional=True, batch_first=batch_first)
+    dm_ = getattr(nn, cls)(3, 4, num_layers=2, bidirectional=True, batch_first=batch_first, dtype=np.float64)
+    dm_.load_state_dict(tm.state_dict())
+    lens = np.array([5, 2, 4])
+    x = rng.normal(size=(3, 5, 3) if batch_first else (5, 3, 3))
+    tx = torch.tensor(x, requires_grad=True)
+    dx = dm.tensor(x, requires_grad=True)
+    packed, th = tm(pack_padded_sequence(tx, torch.tensor(lens), batch_first=batch_first, enforce_sorted=False))
+    to, _ = pad_packed_sequence(packed, batch_first=batch_first, total_length=5)
+    do, dh = dm_(dx, lengths=lens)
+    th, dh = (th[0], dh[0]) if cls == "LSTM" else (th, dh)
+    np.testing.assert_allclose(do.data, t2n(to), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dh.data, t2n(th), rtol=1e-10, atol=1e-12)
+    (to.sum() + th.sum()).backward()
+    (do.sum() + dh.sum()).backward()
+    np.testing.assert_allclose(dx.grad.data, t2n(tx.grad), rtol=1e-10, atol=1e-12)
