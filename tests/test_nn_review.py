@@ -823,3 +823,15 @@ def test_rnn_lengths_equal_packed_sequences(cls, batch_first) -> None:
     (to.sum() + th.sum()).backward()
     (do.sum() + dh.sum()).backward()
     np.testing.assert_allclose(dx.grad.data, t2n(tx.grad), rtol=1e-10, atol=1e-12)
+
+
+def test_float32_layers_stay_float32_with_float64_masks() -> None:
+    rng = np.random.default_rng(31)
+    q = dm.tensor(rng.normal(size=(3, 2, 4)).astype(np.float32))
+    mha = nn.MultiheadAttention(4, 2)
+    causal = np.triu(np.full((3, 3), -np.inf), 1)  # float64
+    kpm = np.zeros((2, 3))
+    out, w = mha(q, q, q, attn_mask=causal, key_padding_mask=kpm)
+    assert out.data.dtype == np.float32 and w.data.dtype == np.float32
+    layer = nn.TransformerEncoderLayer(4, 2, 8)
+    assert layer(q, src_mask=causal).data.dtype == np.float32
