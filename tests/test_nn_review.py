@@ -835,3 +835,19 @@ def test_float32_layers_stay_float32_with_float64_masks() -> None:
     assert out.data.dtype == np.float32 and w.data.dtype == np.float32
     layer = nn.TransformerEncoderLayer(4, 2, 8)
     assert layer(q, src_mask=causal).data.dtype == np.float32
+
+
+def test_bce_with_logits_accurate_in_both_tails() -> None:
+    # exact to rounding: -log sigma(x) = log(1 + e^-x) (np.logaddexp), gradient -p y sigma(-x) + (1-y) sigma(x)
+    # (scipy's expit); torch's own formula cancels for y=0, x << 0 (and y=1, x >> 0 in its backward)
+    from scipy.special import expit
+
+    x = np.array([-800.0, -40.0, -30.0, -3.0, 0.0, 3.0, 30.0, 40.0, 800.0])
+    for y, pw in ((np.zeros_like(x), 1.0), (np.ones_like(x), 2.0), (np.full_like(x, 0.3), 1.5)):
+        exact = pw * y * np.logaddexp(0, -x) + (1 - y) * np.logaddexp(0, x)
+        exact_grad = -pw * y * expit(-x) + (1 - y) * expit(x)
+        dx = dm.tensor(x, requires_grad=True)
+        loss = F.binary_cross_entropy_with_logits(dx, y, pos_weight=np.full_like(x, pw), reduction="none")
+        np.testing.assert_allclose(loss.data, exact, rtol=1e-14, atol=0)
+        loss.sum().backward()
+        np.testing.assert_allclose(dx.grad.data, exact_grad, rtol=1e-14, atol=0)
