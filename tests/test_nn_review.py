@@ -851,3 +851,23 @@ def test_bce_with_logits_accurate_in_both_tails() -> None:
         np.testing.assert_allclose(loss.data, exact, rtol=1e-14, atol=0)
         loss.sum().backward()
         np.testing.assert_allclose(dx.grad.data, exact_grad, rtol=1e-14, atol=0)
+
+
+def test_in_place_clipping_and_steps_with_equal_gradients() -> None:
+    # a + b gives both parameters the same upstream gradient: in-place clipping / momentum must not alias them
+    c = np.array([3.0, 4.0, 12.0])
+    a, b = nn.Parameter(np.ones(3)), nn.Parameter(np.ones(3))
+    ta, tb = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    opt, topt = optim.SGD([a, b], lr=0.1, momentum=0.9), torch.optim.SGD([ta, tb], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        opt.zero_grad()
+        topt.zero_grad()
+        ((a + b) * dm.tensor(c)).sum().backward()
+        ((ta + tb) * torch.tensor(c)).sum().backward()
+        n = nn.utils.clip_grad_norm_([a, b], 1.0)
+        tn = torch.nn.utils.clip_grad_norm_([ta, tb], 1.0)
+        assert n == pytest.approx(float(tn), rel=1e-12)
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(a.data, t2n(ta), rtol=1e-12)
+    np.testing.assert_allclose(b.data, t2n(tb), rtol=1e-12)
