@@ -30,7 +30,10 @@ def _as_saveable(key: Any, value: Any, path: str) -> np.ndarray:
     if isinstance(value, Tensor):
         value = value.data
     elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor, without importing torch
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16; float32 holds every bfloat16 exactly
+            value = value.float()
+        value = value.numpy()
     if not isinstance(value, (np.ndarray, np.generic)):
         raise SerializationError(f"save({path!r}): entry {key!r} is a {type(value).__name__}, not an array "
                                  "(a state dict maps names to ndarrays or Tensors)")
@@ -87,8 +90,55 @@ def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if 8 + header_len > size:
         raise SerializationError(f"load({p!r}): truncated or corrupt safetensors file (header of {header_len} "
                                  f"bytes announced, file has {size} bytes)")
+    if _has_bfloat16(p, header_len):
+        return _load_with_bfloat16(p, header_len)
     try:
         loaded = load_file(p)
     except (SafetensorError, ValueError, TypeError) as exc:
         raise SerializationError(f"load({p!r}): truncated or corrupt safetensors file: {exc}") from exc
     return {key: np.array(value, copy=True) for key, value in loaded.items()}
+
+
+def _header(p: str, header_len: int) -> dict[str, Any]:
+    import json
+
+    with open(p, "rb") as fh:
+        fh.seek(8)
+        try:
+            header = json.loads(fh.read(header_len))
+        except ValueError as exc:
+            raise SerializationError(f"load({p!r}): corrupt safetensors header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise SerializationError(f"load({p!r}): corrupt safetensors header (not a JSON object)")
+    return header
+
+
+def _has_bfloat16(p: str, header_len: int) -> bool:
+    """Whether the file holds bfloat16 tensors (what ``safetensors.torch`` writes for bf16 models),
+    which NumPy -- hence ``safetensors.numpy`` -- cannot represent."""
+    return any(isinstance(v, dict) and v.get("dtype") == "BF16" for v in _header(p, header_len).values())
+
+
+def _load_with_bfloat16(p: str, header_len: int) -> dict[str, np.ndarray]:
+    """Read every tensor from the raw buffer, widening bfloat16 to float32 (exact: a bfloat16 is the top
+    16 bits of a float32)."""
+    dtypes = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+              "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?", "BF16": "<u2"}
+    header = _header(p, header_len)
+    with open(p, "rb") as fh:
+        fh.seek(8 + header_len)
+        buf = fh.read()
+    out: dict[str, np.ndarray] = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            begin, end = info["data_offsets"]
+            raw = np.frombuffer(buf[begin:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SerializationError(f"load({p!r}): entry {key!r}: corrupt or unsupported header entry "
+                                     f"{info!r} ({exc})") from exc
+        if info["dtype"] == "BF16":
+            raw = (raw.astype(np.uint32) << 16).view(np.float32)
+        out[key] = np.array(raw, copy=True)
+    return out

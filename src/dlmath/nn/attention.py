@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import autodiff as ad
-from ..autodiff import DtypeError, ShapeError
+from ..autodiff import DtypeError, ShapeError, Tensor
 from ..autodiff.core import unwrap
 from . import functional as F
 from . import init
@@ -34,6 +34,8 @@ def _float_mask(mask: Any, dtype: np.dtype, what: str) -> Any:
     if arr.dtype.kind != "f":
         raise DtypeError(f"MultiheadAttention: {what} must be boolean (True = not allowed) or floating, "
                          f"got dtype {arr.dtype}")
+    if arr.dtype != dtype:  # a float64 mask must not promote a float32 layer's output to float64
+        return ad.astype(mask, dtype) if isinstance(mask, Tensor) else arr.astype(dtype)
     return mask
 
 

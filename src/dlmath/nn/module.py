@@ -56,7 +56,10 @@ def _to_array(value: Any, key: str) -> np.ndarray:
     if isinstance(value, Tensor):
         return value.data
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor, without importing torch
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16; float32 holds every bfloat16 exactly
+            value = value.float()
+        return value.numpy()
     try:
         return np.asarray(value)
     except Exception as exc:
@@ -270,15 +273,22 @@ class Module:
 
     # ----- state ---------------------------------------------------------------------------
     def _state_items(self) -> Iterator[tuple[str, Module, str, str]]:
-        """(dotted key, owner, registry, local name) for every entry of the state dict, PyTorch's order."""
-        for mod_prefix, mod in self.named_modules():
-            dot = f"{mod_prefix}." if mod_prefix else ""
-            for name, p in mod._parameters.items():
-                if p is not None:
-                    yield dot + name, mod, "_parameters", name
-            for name, b in mod._buffers.items():
-                if b is not None and name not in mod._non_persistent:
-                    yield dot + name, mod, "_buffers", name
+        """(dotted key, owner, registry, local name) for every entry of the state dict, PyTorch's order.
+
+        A module shared between two places appears under both paths, as in PyTorch's ``state_dict``
+        (which, unlike ``named_modules``, does not skip modules already visited)."""
+        yield from self._state_items_at("")
+
+    def _state_items_at(self, dot: str) -> Iterator[tuple[str, Module, str, str]]:
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield dot + name, self, "_parameters", name
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent:
+                yield dot + name, self, "_buffers", name
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_items_at(f"{dot}{name}.")
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """name -> array (a copy) for every parameter and persistent buffer, with PyTorch's dotted names."""
@@ -347,7 +357,35 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-class Sequential(Module):
+class _IndexedContainer(Module):
+    """Item assignment, deletion and insertion by position, shared by `Sequential` and `ModuleList`
+    (PyTorch's: deletion renumbers the remaining children ``0, 1, ...``)."""
+
+    def _key(self, idx: int) -> str:
+        return list(self._modules)[_index(idx, len(self._modules), type(self).__name__)]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        self._modules[self._key(idx)] = _check_module(module, f"{type(self).__name__}[{idx}] = ...")
+
+    def __delitem__(self, idx: int | slice) -> None:
+        keys = list(self._modules)[idx] if isinstance(idx, slice) else [self._key(idx)]
+        for key in keys:
+            del self._modules[key]
+        object.__setattr__(self, "_modules", OrderedDict((str(i), m) for i, m in enumerate(self._modules.values())))
+
+    def insert(self, index: int, module: Module) -> _IndexedContainer:
+        """Insert ``module`` before position ``index`` (children renumbered ``0, 1, ...``)."""
+        module = _check_module(module, f"{type(self).__name__}.insert")
+        n = len(self._modules)
+        if not isinstance(index, (int, np.integer)) or not -n <= index <= n:
+            raise IndexError(f"{type(self).__name__}.insert: index {index} is out of range for length {n}")
+        items = list(self._modules.values())
+        items.insert(int(index) + n if index < 0 else int(index), module)
+        object.__setattr__(self, "_modules", OrderedDict((str(i), m) for i, m in enumerate(items)))
+        return self
+
+
+class Sequential(_IndexedContainer):
     """Modules applied in order; children named ``0``, ``1``... (or by an OrderedDict's keys)."""
 
     def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
@@ -372,16 +410,21 @@ class Sequential(Module):
 
     def __getitem__(self, idx: int | slice) -> Any:
         items = list(self._modules.values())
-        if isinstance(idx, slice):
-            return Sequential(*items[idx])
+        if isinstance(idx, slice):  # keeps the children's names, as PyTorch (so state-dict keys stay the same)
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
         return items[_index(idx, len(items), "Sequential")]
 
     def append(self, module: Module) -> Sequential:
         self.register_module(str(len(self)), _check_module(module, "Sequential.append"))
         return self
 
+    def extend(self, modules: Iterable[Module]) -> Sequential:
+        for m in modules:
+            self.append(m)
+        return self
 
-class ModuleList(Module):
+
+class ModuleList(_IndexedContainer):
     """A list of modules whose parameters are registered (children named ``0``, ``1``...)."""
 
     def __init__(self, modules: Iterable[Module] = ()) -> None:

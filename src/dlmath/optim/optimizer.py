@@ -107,7 +107,8 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore hyper-parameters and buffers saved by `state_dict` from an optimizer over parameters of
-        the same shapes, in the same groups."""
+        the same shapes, in the same groups. A ``torch.optim`` optimizer's state dict of the same class
+        loads too (its tensors read as arrays)."""
         groups = state_dict.get("param_groups") if isinstance(state_dict, Mapping) else None
         if groups is None or "state" not in state_dict or len(groups) != len(self.param_groups):
             raise ValueError(f"{type(self).__name__}.load_state_dict: expected a state dict with 'state' and "
@@ -123,6 +124,9 @@ class Optimizer:
             p = params[int(i)]
             new_state[p] = {}
             for k, v in st.items():
+                if hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch optimizer's state (torch tensors)
+                    v = v.detach().cpu().numpy()
+                    v = v.item() if v.ndim == 0 else v  # torch keeps the step count as a 0-d tensor
                 if isinstance(v, np.ndarray) and v.shape == p.data.shape:
                     v = np.array(v, dtype=p.data.dtype, copy=True)
                 elif isinstance(v, np.ndarray):

@@ -148,18 +148,18 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
 def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None, reduction: str = "mean",
                                      pos_weight: Any = None) -> Any:
     r"""$\ell = -w\,[p\,y\log\sigma(x) + (1-y)\log(1-\sigma(x))]$ from logits x, computed as
-    $(1-y)\,x + (1 + (p-1)y)\,\mathrm{softplus}(-x)$ (since $-\log\sigma(x) = \mathrm{softplus}(-x)$),
-    finite for logits of any size; ``pos_weight`` p broadcasts over the last (class) axis."""
+    $p\,y\,\mathrm{softplus}(-x) + (1-y)\,\mathrm{softplus}(x)$ (since $-\log\sigma(x) = \mathrm{softplus}(-x)$
+    and $-\log(1-\sigma(x)) = \mathrm{softplus}(x)$), finite for logits of any size and accurate to rounding
+    in both tails: PyTorch's $(1-y)\,x + (1+(p-1)y)\,\mathrm{softplus}(-x)$ cancels when $y=0$, $x \ll 0$
+    (a loss of $e^{x}$ computed as $x + (-x + e^{x})$). ``pos_weight`` p broadcasts over the last (class) axis."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     si, st = np.shape(_data(input)), np.shape(_data(target))
     if si != st:
         raise ShapeError(f"binary_cross_entropy_with_logits: target of shape {st} must match the input's {si}")
-    softplus_neg = ad.softplus(-input)
+    positive = target * ad.softplus(-input)
     if pos_weight is not None:
-        log_weight = 1 + (pos_weight - 1) * target
-        loss = (1 - target) * input + log_weight * softplus_neg
-    else:
-        loss = (1 - target) * input + softplus_neg
+        positive = pos_weight * positive
+    loss = positive + (1 - target) * ad.softplus(input)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
