@@ -171,7 +171,9 @@ class RNNBase(Module):
         w_hh = self._param("weight_hh", layer, d)
         if self.mode == "LSTM":
             S = lstm_scan(xg, h0, c0, w_hh, mask=mask)
-            return S[:, 0], S[-1, 0], S[-1, 1]
+            out = S[:, 0]
+            # h_n read from out, not S: its gradient then joins out's, one (L, 2, N, H) scatter fewer backward
+            return out, out[-1], S[-1, 1]
         if self.mode == "GRU":
             b_hh = self._param("bias_hh", layer, d)
             if b_hh is None:

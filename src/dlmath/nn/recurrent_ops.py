@@ -208,37 +208,47 @@ def _lstm_forward(xg: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_hh: np.ndarr
     L, N, G = xg.shape
     H = G // 4
     dtype = np.result_type(xg, h0, c0, w_hh)
+    half = dtype.type(0.5)
     # h_t and c_t each contiguous, so that every write below and the next step's product read whole blocks
     S = np.empty((L, 2, N, H), dtype=dtype)
-    # the activations of every step, kept for the backward pass (see _saved): gates [i, f, g, o] and tanh c_t
+    # kept for the backward pass (see _save): every step's gates in the internal order i, f, o, g (the three
+    # sigmoids one contiguous block, so that each step applies them with two scalar ufuncs) and, per step, the
+    # factors the gate derivatives multiply, [g_t, c_{t-1}, tanh c_t], laid out beside the sigmoids they meet
     gates = np.empty((L, N, G), dtype=dtype)
-    tcs = np.empty((L, N, H), dtype=dtype)
-    # sigma(x) = (1 + tanh(x/2)) / 2: one tanh pass over all four gates (i, f, o scaled by 1/2, g by 1), several
-    # times faster than scipy's expit on float32; the 1/2 is folded into W_hh and xg once
+    aux = np.empty((L, N, 3 * H), dtype=dtype)
+    # sigma(x) = (1 + tanh(x/2)) / 2: one tanh pass over all four gates, several times faster than scipy's expit
+    # on float32; the 1/2 is folded into the (reordered) W_hh and xg once
+    perm = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
     scale = np.full(G, 0.5, dtype=dtype)
-    scale[2 * H:3 * H] = 1
-    shift = np.full(G, 0.5, dtype=dtype)
-    shift[2 * H:3 * H] = 0
-    wT = np.ascontiguousarray(w_hh.T * scale, dtype=dtype)
-    xs = xg * scale
+    scale[3 * H:] = 1
+    wT = np.ascontiguousarray((np.asarray(w_hh)[perm] * scale[:, None]).T, dtype=dtype)
+    xs = np.empty((L, N, G), dtype=dtype)
+    np.multiply(xg[..., :2 * H], half, out=xs[..., :2 * H])
+    np.multiply(xg[..., 3 * H:], half, out=xs[..., 2 * H:3 * H])
+    xs[..., 3 * H:] = xg[..., 2 * H:3 * H]
     pre = np.empty((N, G), dtype=dtype)
+    ig = np.empty((N, H), dtype=dtype)
     h, c = h0, c0
     m = _mask_of(mask, dtype)
     for t in range(L):
         np.matmul(h, wT, out=pre)
         pre += xs[t]
         a = np.tanh(pre, out=gates[t])
-        a *= scale
-        a += shift
+        sig = a[:, :3 * H]
+        sig *= half
+        sig += half
+        ax = aux[t]
+        ax[:, :H] = a[:, 3 * H:]
+        ax[:, H:2 * H] = c
         c_new = np.multiply(a[:, H:2 * H], c, out=S[t, 1])
-        c_new += a[:, :H] * a[:, 2 * H:3 * H]
-        h_new = np.multiply(np.tanh(c_new, out=tcs[t]), a[:, 3 * H:], out=S[t, 0])
+        c_new += np.multiply(a[:, :H], a[:, 3 * H:], out=ig)
+        h_new = np.multiply(np.tanh(c_new, out=ax[:, 2 * H:]), a[:, 2 * H:3 * H], out=S[t, 0])
         if m is not None:
             keep = m[t] > 0
             h_new[...] = np.where(keep, h_new, h)
             c_new[...] = np.where(keep, c_new, c)
         h, c = h_new, c_new
-    _save(S, (gates, tcs))
+    _save(S, (gates, aux))
     return S
 
 
@@ -250,9 +260,9 @@ def _lstm_activations(S: Any, xg: Any, h0: Any, c0: Any, w: Any) -> dict[str, An
     cp = ad.concatenate([c0[None], S[:-1, 1]], axis=0)
     saved = _saved_for(S)
     if saved is not None and not isinstance(xg, Tensor) and not isinstance(w, Tensor):
-        gates, tcs = saved
-        return {"hp": hp, "cp": cp, "i": gates[..., :H], "f": gates[..., H:2 * H], "g": gates[..., 2 * H:3 * H],
-                "o": gates[..., 3 * H:], "tc": tcs, "H": H}
+        gates, aux = saved  # internal gate order i, f, o, g; aux = [g, c_{t-1}, tanh c_t] (see _lstm_forward)
+        return {"hp": hp, "cp": cp, "i": gates[..., :H], "f": gates[..., H:2 * H], "g": gates[..., 3 * H:],
+                "o": gates[..., 2 * H:3 * H], "tc": aux[..., 2 * H:], "H": H}
     pre = xg + hp @ w.T
     i = ad.sigmoid(pre[..., :H])
     f = ad.sigmoid(pre[..., H:2 * H])
@@ -303,38 +313,51 @@ def _lstm_bptt(gS: Any, S: Any, xg: Any, h0: Any, c0: Any, w: Any, mask: Any) ->
 def _lstm_bptt_arrays(gS: np.ndarray, S: np.ndarray, h0: np.ndarray, c0: np.ndarray, w: np.ndarray,
                       saved: tuple[np.ndarray, np.ndarray], mask: Any) -> tuple[np.ndarray, ...]:
     """`_lstm_bptt` on plain arrays with the forward pass's saved activations: the same recurrence, written with
-    preallocated buffers (the engine's ordinary backward pass; `test_recurrent_torch` checks that both agree)."""
+    preallocated buffers (the engine's ordinary backward pass; `test_recurrent_torch` checks that both agree).
+    The gate-derivative factors are formed inside the loop on one step's cache-resident rows rather than over
+    the whole sequence beforehand (strided whole-sequence passes cost more than the recurrence itself)."""
     L, _, N, H = S.shape
     dt = S.dtype
-    gates, tc = saved
-    i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
-    cp = np.empty((L, N, H), dtype=dt)
-    cp[0] = c0
-    cp[1:] = S[:-1, 1]
-    P = o * (1 - tc * tc)
-    Q = np.empty((L, N, 4, H), dtype=dt)
-    np.multiply(g * i, 1 - i, out=Q[:, :, 0])
-    np.multiply(cp * f, 1 - f, out=Q[:, :, 1])
-    np.multiply(i, 1 - g * g, out=Q[:, :, 2])
-    np.multiply(tc * o, 1 - o, out=Q[:, :, 3])
+    one = dt.type(1)
+    gates, aux = saved  # gates in the internal order i, f, o, g; aux = [g, c_{t-1}, tanh c_t]
     m = _mask_of(mask, dt)
-    D = np.empty((L, N, 4, H), dtype=dt)
+    D = np.empty((L, N, 4, H), dtype=dt)  # the gate gradients in PyTorch's order i, f, g, o
     carry_h = np.zeros((N, H), dtype=dt)
     carry_c = np.zeros((N, H), dtype=dt)
     dh = np.empty((N, H), dtype=dt)
     dc = np.empty((N, H), dtype=dt)
+    u = np.empty((N, H), dtype=dt)
+    q = np.empty((N, 3 * H), dtype=dt)
+    q3 = q.reshape(N, 3, H)
     for t in range(L - 1, -1, -1):
+        a, ax, Dt = gates[t], aux[t], D[t]
         np.add(gS[t, 0], carry_h, out=dh)
         np.add(gS[t, 1], carry_c, out=dc)
         if m is not None:
             pass_h, pass_c = dh * (1 - m[t]), dc * (1 - m[t])
             dh *= m[t]
             dc *= m[t]
-        dc += dh * P[t]
-        np.multiply(Q[t, :, :3], dc[:, None, :], out=D[t, :, :3])
-        np.multiply(Q[t, :, 3], dh, out=D[t, :, 3])
-        np.matmul(D[t].reshape(N, 4 * H), w, out=carry_h)
-        np.multiply(dc, f[t], out=carry_c)
+        # dc += dh o (1 - tanh^2 c_t)
+        tc = ax[:, 2 * H:]
+        np.multiply(tc, tc, out=u)
+        np.subtract(one, u, out=u)
+        u *= a[:, 2 * H:3 * H]
+        u *= dh
+        dc += u
+        # [i(1-i) g, f(1-f) c_{t-1}, o(1-o) tanh c_t] in one pass over the sigmoid block
+        sig = a[:, :3 * H]
+        np.subtract(one, sig, out=q)
+        q *= sig
+        q *= ax
+        np.multiply(q3[:, :2], dc[:, None, :], out=Dt[:, :2])
+        np.multiply(q3[:, 2], dh, out=Dt[:, 3])
+        g = a[:, 3 * H:]
+        np.multiply(g, g, out=u)
+        np.subtract(one, u, out=u)
+        u *= a[:, :H]
+        np.multiply(u, dc, out=Dt[:, 2])
+        np.matmul(Dt.reshape(N, 4 * H), w, out=carry_h)
+        np.multiply(dc, a[:, H:2 * H], out=carry_c)
         if m is not None:
             carry_h += pass_h
             carry_c += pass_c
