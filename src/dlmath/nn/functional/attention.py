@@ -165,8 +165,11 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
     dtype = np.result_type(q, k, v)
     lead = _lead_shape(q, k, v, bias)
     m = np.full((*lead, L, 1), -np.inf, dtype)
-    ell = np.zeros((*lead, L, 1), dtype)
-    acc = np.zeros((*lead, L, Ev), dtype)
+    # acc holds [a, l]: the row sums ride in the value matmul as a column of ones, [P V, P 1] = P [V, 1]
+    # (one pass over each L x block matrix fewer)
+    acc = np.zeros((*lead, L, Ev + 1), dtype)
+    va = np.concatenate([np.broadcast_to(v, (*lead, v.shape[-2], Ev)), np.ones((*lead, v.shape[-2], 1), dtype)],
+                        axis=-1)
     qs = q * np.asarray(scale, dtype)
     # one L x block buffer reused by every block (a fresh 32 MiB array per block costs its page faults)
     bufs: dict[int, np.ndarray] = {}
@@ -182,11 +185,11 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
         p = np.exp(s, out=s)
         np.subtract(m, m_safe, out=correction)
         np.exp(correction, out=correction)
-        ell *= correction
-        ell += p.sum(axis=-1, keepdims=True)
         acc *= correction
-        acc += np.matmul(p, v[..., j0:j1, :], out=term)
+        acc += np.matmul(p, va[..., j0:j1, :], out=term)
         m, m_new = m_new, m
+    ell = acc[..., Ev:]
+    acc = acc[..., :Ev]
     alive = ell > 0
     out = np.where(alive, acc / np.where(alive, ell, 1), 0)
     with np.errstate(divide="ignore"):
