@@ -159,7 +159,8 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
                        causal: bool = False, block: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     r"""Online softmax over key blocks (Milakov & Gimelshein 2018): with running row max $m$, sum $\ell$ and
     accumulator $a$, a block of scores $S_b$ updates $m' = \max(m, \max_j S_b)$,
-    $\ell' = \ell e^{m - m'} + \sum_j e^{S_b - m'}$, $a' = a e^{m - m'} + e^{S_b - m'} V_b$. At the end
+    $\ell' = \ell e^{m - m'} + \sum_j e^{S_b - m'}$, $a' = a e^{m - m'} + e^{S_b - m'} V_b$ (once every row has
+    a finite $m$, $m$ is kept while no block overflows it: the result does not depend on the shift). At the end
     $O = a/\ell$ and $\mathrm{lse} = m + \log \ell$. Returns $[O, \mathrm{lse}]$ joined on the last axis."""
     L, Ev = q.shape[-2], v.shape[-1]
     dtype = np.result_type(q, k, v)
@@ -171,6 +172,11 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
     va = np.concatenate([np.broadcast_to(v, (*lead, v.shape[-2], Ev)), np.ones((*lead, v.shape[-2], 1), dtype)],
                         axis=-1)
     qs = q * np.asarray(scale, dtype)
+    E = q.shape[-1]
+    # [Qs, -m] [K, 1]^T = Qs K^T - m: the shift rides in the score matmul as one extra column
+    qa = np.concatenate([qs, np.zeros((*lead, L, 1), dtype)], axis=-1)
+    ka = np.concatenate([np.broadcast_to(k, (*lead, k.shape[-2], E)), np.ones((*lead, k.shape[-2], 1), dtype)],
+                        axis=-1)
     # one L x block buffer reused by every block (a fresh 32 MiB array per block costs its page faults)
     bufs: dict[int, np.ndarray] = {}
     m_blk, m_new, correction = np.empty_like(m), np.empty_like(m), np.empty_like(m)
@@ -178,7 +184,18 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
     for j0, j1 in _key_blocks(k.shape[-2], L, block, causal):
         if j1 - j0 not in bufs:
             bufs[j1 - j0] = np.empty((*lead, L, j1 - j0), dtype)
-        s = _score_block_into(bufs[j1 - j0], qs, k, bias, causal, j0, j1)
+        s = bufs[j1 - j0]
+        if np.isfinite(m).all():
+            # Every row has seen a score, so its shift m is attained (l >= 1): keep m as the shift unless this
+            # block overflows it. The softmax does not depend on the shift, so this is the same formula without
+            # the row-max pass; a block whose row sum exceeds 2^64 (a score above m + 44) takes the exact update.
+            _score_block_into(s, qa, ka, bias, causal, j0, j1)
+            np.exp(s, out=s)
+            np.matmul(s, va[..., j0:j1, :], out=term)
+            if np.all(term[..., Ev:] <= 2.0 ** 64) and np.isfinite(term).all():
+                acc += term
+                continue
+        _score_block_into(s, qs, k, bias, causal, j0, j1)
         np.maximum(m, s.max(axis=-1, keepdims=True, out=m_blk), out=m_new)
         m_safe = np.where(np.isfinite(m_new), m_new, 0)  # rows with nothing yet: exp(-inf - 0) = 0
         s -= m_safe
@@ -188,6 +205,7 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
         acc *= correction
         acc += np.matmul(p, va[..., j0:j1, :], out=term)
         m, m_new = m_new, m
+        np.negative(m, out=qa[..., E:])
     ell = acc[..., Ev:]
     acc = acc[..., :Ev]
     alive = ell > 0
