@@ -130,6 +130,19 @@ def _score_block(qs: Any, k: Any, bias: Any, causal: bool, j0: int, j1: int) -> 
     return s
 
 
+def _score_block_into(out: np.ndarray, qs: np.ndarray, k: np.ndarray, bias: np.ndarray | None, causal: bool,
+                      j0: int, j1: int) -> np.ndarray:
+    """``_score_block`` for arrays, written into ``out`` (the forward and a plain backward pass reuse one buffer)."""
+    np.matmul(qs, k[..., j0:j1, :].swapaxes(-1, -2), out=out)
+    if bias is not None:
+        out += bias[..., j0:j1] if bias.shape and bias.shape[-1] != 1 else bias
+    if causal and j1 - 1 > 0:
+        allowed = causal_mask(out.shape[-2], j1, j0, j1)
+        if not allowed.all():
+            np.copyto(out, np.asarray(-np.inf, out.dtype), where=~allowed)
+    return out
+
+
 def _key_blocks(S: int, L: int, block: int, causal: bool) -> list[tuple[int, int]]:
     """Blocks of keys to visit; with a causal mask, blocks that start after the last query are skipped."""
     return [(j0, min(S, j0 + block)) for j0 in range(0, S, block) if not (causal and j0 > L - 1)]
@@ -146,27 +159,55 @@ def _blockwise_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Any, s
                        causal: bool = False, block: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     r"""Online softmax over key blocks (Milakov & Gimelshein 2018): with running row max $m$, sum $\ell$ and
     accumulator $a$, a block of scores $S_b$ updates $m' = \max(m, \max_j S_b)$,
-    $\ell' = \ell e^{m - m'} + \sum_j e^{S_b - m'}$, $a' = a e^{m - m'} + e^{S_b - m'} V_b$. At the end
+    $\ell' = \ell e^{m - m'} + \sum_j e^{S_b - m'}$, $a' = a e^{m - m'} + e^{S_b - m'} V_b$ (once every row has
+    a finite $m$, $m$ is kept while no block overflows it: the result does not depend on the shift). At the end
     $O = a/\ell$ and $\mathrm{lse} = m + \log \ell$. Returns $[O, \mathrm{lse}]$ joined on the last axis."""
     L, Ev = q.shape[-2], v.shape[-1]
     dtype = np.result_type(q, k, v)
     lead = _lead_shape(q, k, v, bias)
     m = np.full((*lead, L, 1), -np.inf, dtype)
-    ell = np.zeros((*lead, L, 1), dtype)
-    acc = np.zeros((*lead, L, Ev), dtype)
+    # acc holds [a, l]: the row sums ride in the value matmul as a column of ones, [P V, P 1] = P [V, 1]
+    # (one pass over each L x block matrix fewer)
+    acc = np.zeros((*lead, L, Ev + 1), dtype)
+    va = np.concatenate([np.broadcast_to(v, (*lead, v.shape[-2], Ev)), np.ones((*lead, v.shape[-2], 1), dtype)],
+                        axis=-1)
     qs = q * np.asarray(scale, dtype)
+    E = q.shape[-1]
+    # [Qs, -m] [K, 1]^T = Qs K^T - m: the shift rides in the score matmul as one extra column
+    qa = np.concatenate([qs, np.zeros((*lead, L, 1), dtype)], axis=-1)
+    ka = np.concatenate([np.broadcast_to(k, (*lead, k.shape[-2], E)), np.ones((*lead, k.shape[-2], 1), dtype)],
+                        axis=-1)
+    # one L x block buffer reused by every block (a fresh 32 MiB array per block costs its page faults)
+    bufs: dict[int, np.ndarray] = {}
+    m_blk, m_new, correction = np.empty_like(m), np.empty_like(m), np.empty_like(m)
+    term = np.empty_like(acc)
     for j0, j1 in _key_blocks(k.shape[-2], L, block, causal):
-        s = _score_block(qs, k, bias, causal, j0, j1)
-        m_new = np.maximum(m, s.max(axis=-1, keepdims=True))
+        if j1 - j0 not in bufs:
+            bufs[j1 - j0] = np.empty((*lead, L, j1 - j0), dtype)
+        s = bufs[j1 - j0]
+        if np.isfinite(m).all():
+            # Every row has seen a score, so its shift m is attained (l >= 1): keep m as the shift unless this
+            # block overflows it. The softmax does not depend on the shift, so this is the same formula without
+            # the row-max pass; a block whose row sum exceeds 2^64 (a score above m + 44) takes the exact update.
+            _score_block_into(s, qa, ka, bias, causal, j0, j1)
+            np.exp(s, out=s)
+            np.matmul(s, va[..., j0:j1, :], out=term)
+            if np.all(term[..., Ev:] <= 2.0 ** 64) and np.isfinite(term).all():
+                acc += term
+                continue
+        _score_block_into(s, qs, k, bias, causal, j0, j1)
+        np.maximum(m, s.max(axis=-1, keepdims=True, out=m_blk), out=m_new)
         m_safe = np.where(np.isfinite(m_new), m_new, 0)  # rows with nothing yet: exp(-inf - 0) = 0
         s -= m_safe
         p = np.exp(s, out=s)
-        correction = np.exp(m - m_safe)
-        ell *= correction
-        ell += p.sum(axis=-1, keepdims=True)
+        np.subtract(m, m_safe, out=correction)
+        np.exp(correction, out=correction)
         acc *= correction
-        acc += p @ v[..., j0:j1, :]
-        m = m_new
+        acc += np.matmul(p, va[..., j0:j1, :], out=term)
+        m, m_new = m_new, m
+        np.negative(m, out=qa[..., E:])
+    ell = acc[..., Ev:]
+    acc = acc[..., :Ev]
     alive = ell > 0
     out = np.where(alive, acc / np.where(alive, ell, 1), 0)
     with np.errstate(divide="ignore"):
@@ -212,6 +253,8 @@ def _blockwise_cotangents(g: Any, ans: Any, q: Any, k: Any, v: Any, bias: Any, s
     $\bar Q = s \sum_b \bar S_b K_b$, $\bar K_b = \bar S_b^\top (Q s)$.
     The lse column's cotangent enters because $\partial\,\mathrm{lse}_i/\partial S_{ij} = P_{ij}$."""
     ev = np.shape(unwrap(v))[-1]
+    if all(type(x) is np.ndarray for x in (g, ans, q, k, v)) and (bias is None or type(bias) is np.ndarray):
+        return _blockwise_cotangents_arrays(g, ans, q, k, v, bias, scale, causal, block)
     o, lse = _split_answer(ans, ev)
     go, glse = g[..., :ev], g[..., ev:]
     if type(go) is np.ndarray:
@@ -239,6 +282,51 @@ def _blockwise_cotangents(g: Any, ans: Any, q: Any, k: Any, v: Any, bias: Any, s
         dvs.append(np.zeros((*lead, S - done, ev), dtype))
     dq = np.zeros(np.shape(unwrap(q)), dtype) if dqs is None else dqs * scale
     return dq, ad.concatenate(dks, axis=-2), ad.concatenate(dvs, axis=-2)
+
+
+def _blockwise_cotangents_arrays(g: np.ndarray, ans: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                                 bias: np.ndarray | None, scale: float, causal: bool,
+                                 block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_blockwise_cotangents`` for a plain backward pass (every argument an array, nothing recorded): the same
+    formulas, evaluated in place in two reused L x block buffers (a fresh 32 MiB array per block costs its page
+    faults) and written straight into dK, dV (no list to concatenate)."""
+    ev = v.shape[-1]
+    lead = _lead_shape(q, k, v, bias)
+    dtype = ans.dtype
+    L, S = q.shape[-2], k.shape[-2]
+    o, lse = ans[..., :ev], ans[..., ev:]
+    # a row with no admissible key has lse = -inf and scores all -inf: any finite shift gives exp(-inf) = 0 there
+    lse = np.where(np.isfinite(lse), lse, 0).astype(dtype, copy=False)
+    go = np.ascontiguousarray(np.broadcast_to(g[..., :ev], (*lead, L, ev)))
+    delta = np.sum(go * o, axis=-1, keepdims=True, dtype=dtype)
+    delta -= g[..., ev:]
+    E = q.shape[-1]
+    qs = np.ascontiguousarray(np.broadcast_to(q * np.asarray(scale, dtype), (*lead, L, E)))
+    # the row shifts ride in the matmuls as one extra column, saving two passes over each L x block matrix:
+    # [Qs, -lse] [K, 1]^T = Qs K^T - lse and [dO, -D] [V, 1]^T = dO V^T - D
+    qa = np.concatenate([qs, -lse], axis=-1)
+    goa = np.concatenate([go, -delta], axis=-1)
+    ka = np.concatenate([np.broadcast_to(k, (*lead, S, E)), np.ones((*lead, S, 1), dtype)], axis=-1)
+    va = np.concatenate([np.broadcast_to(v, (*lead, S, ev)), np.ones((*lead, S, 1), dtype)], axis=-1)
+    dq = np.zeros((*lead, L, E), dtype)
+    dk = np.zeros((*lead, S, E), dtype)
+    dv = np.zeros((*lead, S, ev), dtype)
+    bufs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    term = np.empty_like(dq)
+    for j0, j1 in _key_blocks(S, L, block, causal):
+        n = j1 - j0
+        if n not in bufs:
+            bufs[n] = (np.empty((*lead, L, n), dtype), np.empty((*lead, L, n), dtype))
+        p, ds = bufs[n]
+        _score_block_into(p, qa, ka, bias, causal, j0, j1)  # S_b - lse
+        np.exp(p, out=p)
+        dv[..., j0:j1, :] = np.matmul(p.swapaxes(-1, -2), go)
+        np.matmul(goa, va[..., j0:j1, :].swapaxes(-1, -2), out=ds)  # dP_b - D
+        ds *= p
+        dq += np.matmul(ds, ka[..., j0:j1, :E], out=term)
+        dk[..., j0:j1, :] = np.matmul(ds.swapaxes(-1, -2), qs)
+    dq *= np.asarray(scale, dtype)
+    return dq, dk, dv
 
 
 class _Memo(threading.local):
