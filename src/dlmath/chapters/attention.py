@@ -19,6 +19,7 @@ from scipy import special as sps
 import dlmath as dm
 
 from .. import nn
+from ..measure import max_relative_error as _rel
 from ..nn import functional as F
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
@@ -29,11 +30,6 @@ VASWANI = "Vaswani et al. (2017), Attention is all you need, NeurIPS"
 def _np(x: Any) -> np.ndarray:
     """The array of a result (a layer's output is a Tensor on the tape: its values, without the gradient)."""
     return x.data if isinstance(x, dm.Tensor) else np.asarray(x)
-
-
-def _rel(a: Any, b: Any) -> float:
-    a, b = _np(a).astype(np.float64), _np(b).astype(np.float64)
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
 def _reference_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 import dlmath as dm
 
+from ..measure import max_relative_error as _relative_error
 from ..nn import MLP, cross_entropy, mlp_logits
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
@@ -29,10 +30,6 @@ FD_REASON = ("central differences in float64 with h=1e-6: truncation ~h^2 ~ 1e-1
 def _finite_differences(measured: float, what: str) -> CrossCheck:
     """The cross-check that ties a closed form or an autodiff result to the function itself."""
     return CrossCheck("finite-differences", measured, FD_TOL, f"{what}: {FD_REASON}")
-
-
-def _relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(np.float64).tiny))
 
 
 def _problem(rng: np.random.Generator, sizes: Sequence[int],

@@ -23,6 +23,7 @@ import numpy as np
 import dlmath as dm
 
 from .. import nn
+from ..measure import max_relative_error as _rel
 from ..nn import functional as F
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
@@ -39,11 +40,6 @@ SOURCE_IS = "Ioffe & Szegedy (2015), Batch normalization: accelerating deep netw
 
 def _np(x: Any) -> np.ndarray:
     return np.asarray(x.data if isinstance(x, dm.Tensor) else x, dtype=np.float64)
-
-
-def _rel(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def _torch(ctx: RunContext) -> ModuleType | None:

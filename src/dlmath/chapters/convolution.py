@@ -20,6 +20,7 @@ import numpy as np
 import dlmath as dm
 
 from .. import nn
+from ..measure import max_relative_error as _rel
 from ..nn import conv_math as cm
 from ..nn import functional as F
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
@@ -41,10 +42,6 @@ def _data(x: Any) -> np.ndarray:
     while hasattr(x, "data") and not isinstance(x, np.ndarray):
         x = x.data
     return np.asarray(x)
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
 def _gaussian(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:

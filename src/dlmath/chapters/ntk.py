@@ -19,14 +19,11 @@ import dlmath as dm
 from .. import kernels as K
 from ..kernels import formulas as fm
 from ..kernels import predict
+from ..measure import max_relative_error as _rel
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
 F64_EPS = float(np.finfo(np.float64).eps)
 JACOT = "Jacot, Gabriel & Hongler (2018), Neural tangent kernel, NeurIPS, Thm 1"
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def _sphere(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

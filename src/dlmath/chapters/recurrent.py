@@ -14,6 +14,7 @@ import numpy as np
 
 import dlmath as dm
 
+from ..measure import max_relative_error as _rel
 from ..nn import GRU, LSTM, RNN
 from ..nn import recurrent_ops as ro
 from ..nn.utils import clip_grad_norm_
@@ -25,11 +26,6 @@ TIGHT_REASON = "float64 recurrences of <= 50 steps: rounding ~1e-15 per step, 1e
 FD_TOL = 1e-6
 FD_REASON = ("central differences in float64 with h=1e-6: truncation ~h^2 and rounding ~eps/h ~ 2e-10 relative, "
              "times the loss scale; 1e-6 leaves margin")
-
-
-def _rel(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
 def _torch(ctx: RunContext) -> Any:

@@ -25,6 +25,7 @@ from scipy import stats
 import dlmath as dm
 
 from .. import nn
+from ..measure import max_relative_error as _rel
 from ..nn import deep
 from ..verify import CrossCheck, Evidence, PrintedForm, RunContext, claim
 
@@ -38,10 +39,6 @@ FD_REASON = ("central differences in float64 with h=1e-6: truncation ~h^2 ~ 1e-1
 
 def _np(x: Any) -> np.ndarray:
     return np.asarray(x.data if isinstance(x, dm.Tensor) else x, dtype=np.float64)
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def _weights(block: deep.ResidualBlock) -> tuple[np.ndarray, np.ndarray]:

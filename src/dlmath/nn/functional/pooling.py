@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ... import autodiff as ad
 from ...autodiff import DtypeError, Primitive, ShapeError
-from .conv import conv2d_valid
+from .conv import conv2d_valid, conv_output_size
 
 __all__ = ["adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d", "pool_output_size"]
 
@@ -60,7 +60,7 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int = 0, dila
                      ceil_mode: bool = False) -> int:
     r"""PyTorch's pooling output length: $\lfloor (n + 2p - d(k-1) - 1)/s \rfloor + 1$ ($\lceil\cdot\rceil$ in
     ceil mode, minus one if the last window would start in the right padding)."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    span = conv_output_size(size, kernel, 1, padding, dilation) - 1  # n + 2p - d(k-1) - 1: the formula is conv's
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
